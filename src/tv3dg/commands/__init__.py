@@ -1,0 +1,1 @@
+"""One module per `tv3dg` subcommand; see `tv3dg.cli`."""

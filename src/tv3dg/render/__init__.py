@@ -1,0 +1,1 @@
+"""Cameras and the differentiable Gaussian rasterizer."""
