@@ -255,7 +255,7 @@ class DiffusersPrior(DiffusionPrior):
         guidance: float = 7.5,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        check_scale("guidance", guidance, low=1.0)
+        check_scale("guidance", guidance, low=1.0, allow_low=True)
         if not 1 <= steps <= self.num_train_timesteps:
             raise UserError(f"sampling steps must be between 1 and {self.num_train_timesteps}, got {steps}")
         conditions = self.prepare_conditions(prompt, visual_prompt, cameras)

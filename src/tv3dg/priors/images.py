@@ -53,8 +53,10 @@ def resize(images: Tensor, height: int, width: int, mode: str = "bilinear") -> T
 def clip_preprocess(images: Tensor, preprocess: ClipPreprocess) -> Tensor:
     """Resize the shortest edge, centre-crop and normalise, as CLIPImageProcessor does, on tensors."""
     height, width = images.shape[-2:]
-    scale = preprocess.size / min(height, width)
-    new_h, new_w = max(round(height * scale), preprocess.crop), max(round(width * scale), preprocess.crop)
+    short, long = sorted((height, width))
+    new_short, new_long = preprocess.size, int(preprocess.size * long / short)  # truncated, as transformers does
+    new_h, new_w = (new_short, new_long) if height <= width else (new_long, new_short)
+    new_h, new_w = max(new_h, preprocess.crop), max(new_w, preprocess.crop)
     images = resize(images, new_h, new_w, mode="bicubic")
     top, left = (new_h - preprocess.crop) // 2, (new_w - preprocess.crop) // 2
     images = images[..., top : top + preprocess.crop, left : left + preprocess.crop]
