@@ -221,3 +221,14 @@ def test_image_features_are_differentiable_and_preprocessed_like_clip(prior):
     got = clip_preprocess(to_image_batch(pil), prior.clip_preprocess)
     # PIL and torch bicubic resampling differ by a few grey levels (max 0.015 measured, in CLIP-normalised units)
     assert (got - expected).abs().max() < 0.05
+
+
+def test_bfloat16_runs_the_same_computation(world, prior):
+    """Half precision casts inputs and outputs consistently (bfloat16 on the CPU; float16 needs a GPU)."""
+    half = make_prior(world, dtype="bfloat16")
+    image, render = reference_images(1), torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(5))
+    got = half.predict_noise(half.encode_images(render), 300, half.prepare_conditions("a dog", image), ("negative", "positive"))
+    want = prior.predict_noise(prior.encode_images(render), 300, prior.prepare_conditions("a dog", image), ("negative", "positive"))
+    for branch in want:
+        assert got[branch].dtype == torch.float32
+        assert float((got[branch] - want[branch]).norm() / want[branch].norm()) < 0.05  # bfloat16 keeps ~3 digits
