@@ -46,6 +46,18 @@ def test_loads_a_hugging_face_id_from_the_local_cache_only(world, tmp_path, monk
         DiffusersPrior(PriorConfig(model="someone/not-cached", ip_adapter=None))
 
 
+def test_ip_adapter_from_the_local_cache_with_its_image_encoder(world, tmp_path, monkeypatch):
+    snapshot = tmp_path / "hub" / "models--h94--IP-Adapter" / "snapshots" / "feed1234"
+    (snapshot / "models").mkdir(parents=True)
+    shutil.copy(world.ip_adapter, snapshot / "models" / "ip-adapter_sd15.safetensors")
+    shutil.copytree(world.image_encoder, snapshot / "models" / "image_encoder")
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("feed1234")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    prior = DiffusersPrior(PriorConfig(model=str(world.model_dir), ip_adapter="h94/IP-Adapter/models/ip-adapter_sd15.safetensors"))
+    assert prior.has_image_prompt and prior.image_encoder is not None
+
+
 def test_missing_model_folder(tmp_path):
     with pytest.raises(UserError, match="neither a folder nor a model in the local Hugging Face cache"):
         DiffusersPrior(PriorConfig(model=str(tmp_path / "nowhere"), ip_adapter=None))
