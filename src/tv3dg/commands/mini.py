@@ -1,16 +1,96 @@
-"""`tv3dg mini ...`: build, train and evaluate the bundled mini prior over the procedural world."""
+"""`tv3dg mini train|export|eval|world`: the bundled mini prior over the procedural world.
+
+`train` reproduces the shipped weights from nothing (resumable: run it again to continue),
+`export` writes a run's current weights into the package, `eval` measures the model-card
+numbers, `world` renders a sheet of world objects.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+
+DEFAULT_RUN_DIR = "runs/mini"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("mini", help="train or evaluate the bundled mini prior")
-    parser.set_defaults(func=run)
+    parser = subparsers.add_parser("mini", help="train, export or evaluate the bundled mini prior")
+    actions = parser.add_subparsers(dest="mini_command", required=True)
+
+    train = actions.add_parser("train", help="train every stage (resumable) and export the weights into the package")
+    train.add_argument("--run-dir", default=DEFAULT_RUN_DIR, help=f"folder for checkpoints and logs (default {DEFAULT_RUN_DIR})")
+    train.add_argument("--max-minutes", type=float, default=None, help="stop after this long; run again to resume")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a training setting")
+    train.add_argument("--no-export", action="store_true", help="do not copy the finished weights into the package")
+    train.set_defaults(func=run_train)
+
+    export = actions.add_parser("export", help="write a run's current weights into the package (or --out)")
+    export.add_argument("--run-dir", default=DEFAULT_RUN_DIR)
+    export.add_argument("--out", default=None, help="weights folder (default: the package's)")
+    export.set_defaults(func=run_export)
+
+    evaluate = actions.add_parser("eval", help="measure the model-card numbers of the shipped weights")
+    evaluate.add_argument("--out", default="mini_eval.json", help="metrics JSON to write")
+    evaluate.add_argument("--sheets", default=None, help="folder for sample contact sheets (PNG)")
+    evaluate.add_argument("--prompts", type=int, default=48, help="objects per sampling test")
+    evaluate.add_argument("--views", type=int, default=4, help="cameras per object")
+    evaluate.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale")
+    evaluate.add_argument("--steps", type=int, default=30, help="DDIM steps")
+    evaluate.set_defaults(func=run_eval)
+
+    world = actions.add_parser("world", help="render a contact sheet of random world objects")
+    world.add_argument("--out", required=True, help="PNG to write")
+    world.add_argument("--count", type=int, default=24, help="objects (8 per row)")
+    world.add_argument("--seed", type=int, default=0)
+    world.set_defaults(func=run_world)
 
 
-def run(args: argparse.Namespace) -> None:
+def run_train(args: argparse.Namespace) -> None:
+    from tv3dg.config import from_dict, merge_overrides
+    from tv3dg.priors.mini.export import export_weights
+    from tv3dg.priors.mini.training import MiniTrainConfig, train
+
+    config = from_dict(MiniTrainConfig, merge_overrides({}, args.overrides))
+    run_dir = Path(args.run_dir)
+    if train(run_dir, config, args.max_minutes) and not args.no_export:
+        export_weights(run_dir)
+        print("exported the mini weights into the package")
+
+
+def run_export(args: argparse.Namespace) -> None:
+    from tv3dg.priors.mini.export import export_weights
+    from tv3dg.priors.mini.paths import WEIGHTS_DIR
+
+    export_weights(Path(args.run_dir), Path(args.out) if args.out else WEIGHTS_DIR)
+
+
+def run_eval(args: argparse.Namespace) -> None:
+    from tv3dg.atomic import write_text_atomic
+    from tv3dg.errors import UserError
+    from tv3dg.priors.mini.evaluate import EvalConfig, evaluate
+
+    if args.prompts < 1 or args.views < 1:
+        raise UserError("--prompts and --views must be at least 1")
+    config = EvalConfig(prompts=args.prompts, views=args.views, steps=args.steps, guidance=args.guidance)
+    metrics = evaluate(config, Path(args.sheets) if args.sheets else None)
+    write_text_atomic(args.out, json.dumps(metrics, indent=2))
+    print(json.dumps(metrics, indent=2))
+
+
+def run_world(args: argparse.Namespace) -> None:
+    import torch
+
     from tv3dg.errors import UserError
 
-    raise UserError("tv3dg mini is not available yet in this build")
+    if args.count < 1:
+        raise UserError("--count must be at least 1")
+    from tv3dg.priors.mini.evaluate import save_sheet
+    from tv3dg.priors.mini.world import random_cameras, random_objects, render_objects
+
+    generator = torch.Generator().manual_seed(args.seed)
+    objects = random_objects(args.count, generator)
+    images = render_objects(objects, random_cameras(args.count, 32, generator)).rgb
+    padding = torch.ones((-len(images)) % 8, *images.shape[1:])
+    images = torch.cat([images, padding])
+    save_sheet([images[i : i + 8] for i in range(0, len(images), 8)], Path(args.out))

@@ -1,0 +1,92 @@
+"""Write a training run's weights into the shipped layout (see `paths.py`).
+
+`model/` is a StableDiffusionPipeline-style diffusers folder whose UNet has no IP-Adapter;
+`ip_adapter/` holds the adapter in the official SD-1.5 key layout and its CLIP image encoder.
+UNet and VAE are stored in float16 (diffusers loads them as float32 unless told otherwise)
+to keep the package small; everything else in float32. The whole folder is swapped in at once.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import diffusers
+import torch
+from safetensors.torch import load_file, save_file
+
+from tv3dg.errors import UserError
+from tv3dg.priors.mini.architecture import build_image_processor, build_sample_scheduler, build_unet, build_vae
+from tv3dg.priors.mini.checkpoint import load_training_state
+from tv3dg.priors.mini.ip_adapter import extract_ip_adapter_state, unet_without_ip_adapter
+from tv3dg.priors.mini.paths import WEIGHTS_DIR
+from tv3dg.priors.mini.tokenizer import save_tokenizer
+from tv3dg.priors.mini.training import PriorModules
+
+MODEL_INDEX = {
+    "_class_name": "StableDiffusionPipeline",
+    "_diffusers_version": diffusers.__version__,
+    "feature_extractor": [None, None],
+    "image_encoder": [None, None],
+    "requires_safety_checker": False,
+    "safety_checker": [None, None],
+    "scheduler": ["diffusers", "DDIMScheduler"],
+    "text_encoder": ["transformers", "CLIPTextModel"],
+    "tokenizer": ["transformers", "CLIPTokenizer"],
+    "unet": ["diffusers", "UNet2DConditionModel"],
+    "vae": ["diffusers", "AutoencoderKL"],
+}
+
+
+def _require(path: Path, what: str) -> Path:
+    if not path.is_file():
+        raise UserError(f"run folder lacks {path.name} ({what}); run `tv3dg mini train` until that stage has finished")
+    return path
+
+
+def _write_model(run_dir: Path, out: Path) -> PriorModules:
+    model_dir = out / "model"
+    tokenizer = save_tokenizer(model_dir / "tokenizer")
+    latents = load_file(str(_require(run_dir / "latents.safetensors", "VAE latents")))
+    vae = build_vae()
+    load_training_state(_require(run_dir / "vae_state.safetensors", "VAE"), {"vae": vae}, None)
+    vae.register_to_config(scaling_factor=float(latents["scaling_factor"]))
+    vae.half().save_pretrained(model_dir / "vae", safe_serialization=True)
+
+    prior = PriorModules(tokenizer)
+    step = load_training_state(_require(run_dir / "prior_state.safetensors", "diffusion prior"), {"ema": prior}, None)
+    unet_without_ip_adapter(prior.unet, build_unet()).half().save_pretrained(model_dir / "unet", safe_serialization=True)
+    prior.text_encoder.save_pretrained(model_dir / "text_encoder", safe_serialization=True)
+    build_sample_scheduler().save_pretrained(model_dir / "scheduler")
+    (model_dir / "model_index.json").write_text(json.dumps(MODEL_INDEX, indent=2), encoding="utf-8")
+
+    ip_dir = out / "ip_adapter"
+    ip_dir.mkdir(parents=True, exist_ok=True)
+    save_file(extract_ip_adapter_state(prior.unet), str(ip_dir / "ip-adapter_mini.safetensors"))
+    prior.image_encoder.save_pretrained(ip_dir / "image_encoder", safe_serialization=True)
+    build_image_processor().save_pretrained(ip_dir / "image_encoder")
+    (out / "training_step.json").write_text(json.dumps({"prior_step": step}), encoding="utf-8")
+    return prior
+
+
+def export_weights(run_dir: Path, weights_dir: Path = WEIGHTS_DIR) -> None:
+    """Assemble every shipped file from `run_dir` and replace `weights_dir` with it."""
+    weights_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=weights_dir.parent, prefix=".weights.") as tmp:
+        out = Path(tmp) / "weights"
+        out.mkdir()
+        with torch.no_grad():
+            _write_model(run_dir, out)
+        shutil.copyfile(_require(run_dir / "classifier.safetensors", "attribute classifier"), out / "classifier.safetensors")
+        shutil.copyfile(_require(run_dir / "shape_prior.safetensors", "3D shape prior"), out / "shape_prior.safetensors")
+        old = Path(tmp) / "old"
+        if weights_dir.exists():
+            weights_dir.rename(old)
+        out.rename(weights_dir)
+
+
+def weight_sizes(weights_dir: Path = WEIGHTS_DIR) -> dict[str, int]:
+    """Bytes per shipped file (relative path -> size), for the model card."""
+    return {str(p.relative_to(weights_dir)): p.stat().st_size for p in sorted(weights_dir.rglob("*")) if p.is_file()}

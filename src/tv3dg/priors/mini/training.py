@@ -1,0 +1,317 @@
+"""`tv3dg mini train`: every stage that reproduces the shipped mini weights from nothing.
+
+Stages run in order and are resumable: each saves its state to the run folder every few
+minutes, so training can run in chunks (`--max-minutes`) or in the background. Randomness in
+step `k` of a stage comes from a generator seeded with (seed, stage, k), so an interrupted and
+resumed run makes the same batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from tv3dg.atomic import atomic_path, write_text_atomic
+from tv3dg.priors.camera_conditioning import camera_features
+from tv3dg.priors.mini.architecture import IMAGE_SIZE, build_image_encoder, image_encoder_input, build_text_encoder, build_train_scheduler, build_unet, build_vae
+from tv3dg.priors.mini.captions import caption
+from tv3dg.priors.mini.checkpoint import load_training_state, save_training_state
+from tv3dg.priors.mini.classifier import AttributeClassifier, augment, save_classifier
+from tv3dg.priors.mini.data import AppearancePartners, RenderPool, load_pool, render_pool, save_pool
+from tv3dg.priors.mini.ip_adapter import attach_ip_adapter, initial_ip_adapter_state
+from tv3dg.priors.mini.shape_prior import TRAIN_POINTS, ShapePrior, chamfer, sphere_seeds, save_shape_prior, surface_points, target_albedo
+from tv3dg.priors.mini.tokenizer import MAX_LENGTH, save_tokenizer
+from tv3dg.priors.mini.world import COLOUR_NAMES, PATTERNS, SHAPES, random_cameras, random_objects, render_objects
+
+STAGES = ("pool", "vae", "classifier", "shape_prior", "prior")
+
+
+@dataclass
+class MiniTrainConfig:
+    """Every number that decides the shipped weights (strict keys via `tv3dg.config.from_dict`)."""
+
+    seed: int = 0
+    pool_size: int = 32768
+    vae_steps: int = 1500
+    vae_batch: int = 32
+    vae_lr: float = 1e-3
+    vae_kl_weight: float = 1e-5
+    classifier_steps: int = 1200
+    classifier_batch: int = 96
+    classifier_lr: float = 2e-3
+    shape_prior_steps: int = 1200
+    shape_prior_batch: int = 16
+    shape_prior_lr: float = 1e-3
+    shape_prior_unknown_prob: float = 0.15
+    prior_steps: int = 6000
+    prior_batch: int = 64
+    prior_lr: float = 5e-4
+    prior_warmup: int = 200
+    ema_decay: float = 0.999
+    uncond_prob: float = 0.1
+    shape_only_caption_prob: float = 0.45
+    empty_caption_prob: float = 0.1
+    image_prompt_prob: float = 0.5
+    same_shape_partner_prob: float = 0.2
+    checkpoint_minutes: float = 3.0
+    threads: int = 1  # on a shared 2-core machine one thread per process is far faster than two
+
+
+def step_generator(config: MiniTrainConfig, stage: str, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed(config.seed * 1_000_003 + STAGES.index(stage) * 10_000_019 + step)
+
+
+class StageClock:
+    """Tracks a stage's wall time across chunks and says when to checkpoint or stop."""
+
+    def __init__(self, run_dir: Path, stage: str, deadline: float, checkpoint_minutes: float):
+        self.path = run_dir / "wall_times.json"
+        self.stage = stage
+        self.deadline = deadline
+        self.interval = checkpoint_minutes * 60
+        self.started = self.last_save = time.time()
+
+    def due(self) -> bool:
+        return time.time() - self.last_save >= self.interval
+
+    def expired(self) -> bool:
+        return time.time() >= self.deadline
+
+    def record(self) -> None:
+        now = time.time()
+        times = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        times[self.stage] = times.get(self.stage, 0.0) + (now - self.started)
+        write_text_atomic(self.path, json.dumps(times, indent=1))
+        self.started = self.last_save = now
+
+
+def cosine_lr(base: float, step: int, steps: int, warmup: int = 50) -> float:
+    """Linear warm-up, then cosine decay to zero: a pure function of the step (resumable)."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return base * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(steps - warmup, 1)))
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _done_marker(run_dir: Path, stage: str) -> Path:
+    return run_dir / f"{stage}.done"
+
+
+def stage_pool(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bool:
+    save_pool(render_pool(config.pool_size, IMAGE_SIZE, config.seed), run_dir / "pool.safetensors")
+    return True
+
+
+def _run_loop(
+    run_dir: Path, stage: str, config: MiniTrainConfig, clock: StageClock, steps: int,
+    modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer, train_step: Callable[[int, torch.Generator], float],
+) -> bool:
+    """The shared resumable loop: restore, step until done or out of time, checkpoint."""
+    state_path = run_dir / f"{stage}_state.safetensors"
+    start = load_training_state(state_path, modules, optimizer)
+    _log(f"{stage}: from step {start} of {steps}")
+    running = None
+    for step in range(start, steps):
+        loss = train_step(step, step_generator(config, stage, step))
+        running = loss if running is None else 0.98 * running + 0.02 * loss
+        if (step + 1) % 50 == 0:
+            _log(f"{stage}: step {step + 1}/{steps} loss {running:.4f}")
+        if step + 1 == steps or clock.due() or clock.expired():
+            save_training_state(state_path, modules, optimizer, step + 1)
+            clock.record()
+            if clock.expired() and step + 1 < steps:
+                return False
+    return True
+
+
+def stage_vae(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bool:
+    pool = load_pool(run_dir / "pool.safetensors")
+    torch.manual_seed(config.seed)
+    vae = build_vae()
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr)
+
+    def train_step(step: int, generator: torch.Generator) -> float:
+        x = pool.float_images(torch.randint(len(pool), (config.vae_batch,), generator=generator)) * 2 - 1
+        posterior = vae.encode(x).latent_dist
+        z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
+        recon = vae.decode(z).sample
+        loss = F.mse_loss(recon, x) + config.vae_kl_weight * posterior.kl().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    if not _run_loop(run_dir, "vae", config, clock, config.vae_steps, {"vae": vae}, optimizer, train_step):
+        return False
+    vae.eval()
+    with torch.no_grad():
+        latents = torch.cat([vae.encode(pool.float_images(torch.arange(i, min(i + 512, len(pool)))) * 2 - 1).latent_dist.mean for i in range(0, len(pool), 512)])
+    scaling = 1.0 / float(latents.std())
+    with atomic_path(run_dir / "latents.safetensors") as tmp:
+        save_file({"latents": latents.contiguous(), "scaling_factor": torch.tensor(scaling)}, str(tmp))
+    _log(f"vae: latent std {1 / scaling:.4f}, scaling_factor {scaling:.4f}")
+    return True
+
+
+def stage_classifier(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bool:
+    pool = load_pool(run_dir / "pool.safetensors")
+    torch.manual_seed(config.seed + 1)
+    model = AttributeClassifier()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.classifier_lr, weight_decay=1e-4)
+
+    def train_step(step: int, generator: torch.Generator) -> float:
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_lr(config.classifier_lr, step, config.classifier_steps)
+        model.train()
+        index = torch.randint(len(pool), (config.classifier_batch,), generator=generator)
+        logits = model(augment(pool.float_images(index), generator))
+        loss = sum(F.cross_entropy(logits[name], pool.attributes[index, i]) for i, name in enumerate(("shape", "colour", "pattern")))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    if not _run_loop(run_dir, "classifier", config, clock, config.classifier_steps, {"classifier": model}, optimizer, train_step):
+        return False
+    save_classifier(model.eval(), run_dir / "classifier.safetensors")
+    return True
+
+
+def stage_shape_prior(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bool:
+    torch.manual_seed(config.seed + 2)
+    generator = torch.Generator().manual_seed(config.seed + 2)
+    surfaces = torch.stack([surface_points(s, 2048, generator) for s in range(len(SHAPES))])
+    model = ShapePrior()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.shape_prior_lr)
+
+    def train_step(step: int, generator: torch.Generator) -> float:
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_lr(config.shape_prior_lr, step, config.shape_prior_steps)
+        b = config.shape_prior_batch
+        shape = torch.randint(len(SHAPES), (b,), generator=generator)
+        colour = torch.randint(len(COLOUR_NAMES), (b,), generator=generator)
+        pattern = torch.randint(len(PATTERNS), (b,), generator=generator)
+        unknown = torch.rand(b, 3, generator=generator) < config.shape_prior_unknown_prob
+        inputs = [
+            torch.where(unknown[:, 0], len(SHAPES), shape),
+            torch.where(unknown[:, 1], len(COLOUR_NAMES), colour),
+            torch.where(unknown[:, 2], len(PATTERNS), pattern),
+        ]
+        target = surfaces[shape][:, torch.randint(surfaces.shape[1], (TRAIN_POINTS,), generator=generator)]
+        xyz, rgb = model(sphere_seeds(b * TRAIN_POINTS, generator).reshape(b, TRAIN_POINTS, 3), *inputs)
+        nearest = torch.cdist(xyz.detach(), target).argmin(dim=2)
+        target_rgb = target_albedo(colour, pattern, torch.gather(target, 1, nearest.unsqueeze(-1).expand(-1, -1, 3)))
+        loss = chamfer(xyz, target).mean() + F.mse_loss(rgb, target_rgb)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    if not _run_loop(run_dir, "shape_prior", config, clock, config.shape_prior_steps, {"shape_prior": model}, optimizer, train_step):
+        return False
+    save_shape_prior(model.eval(), run_dir / "shape_prior.safetensors")
+    return True
+
+
+class PriorModules(torch.nn.Module):
+    """Everything the diffusion stage trains: UNet (+ IP-Adapter), text and image encoders.
+
+    The image projection's biases stay 0, so zero image embeddings (the "no image" condition)
+    give zero image tokens and hence exactly no IP contribution: training without an image
+    equals running the adapter at scale 0, as a text-only caller does.
+    """
+
+    def __init__(self, tokenizer):
+        super().__init__()
+        self.unet = build_unet()
+        attach_ip_adapter(self.unet, initial_ip_adapter_state(self.unet))
+        projection = self.unet.encoder_hid_proj.image_projection_layers[0]
+        projection.image_embeds.bias.requires_grad_(False)
+        projection.norm.bias.requires_grad_(False)
+        self.text_encoder = build_text_encoder(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id, MAX_LENGTH)
+        self.image_encoder = build_image_encoder()
+
+
+def stage_prior(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bool:
+    pool = load_pool(run_dir / "pool.safetensors")
+    latent_file = load_file(str(run_dir / "latents.safetensors"))
+    latents = latent_file["latents"] * latent_file["scaling_factor"]
+    partners = AppearancePartners(pool)
+    tokenizer = save_tokenizer(run_dir / "tokenizer")
+    torch.manual_seed(config.seed + 3)
+    model = PriorModules(tokenizer)
+    ema = PriorModules(tokenizer)
+    ema.load_state_dict(model.state_dict())
+    ema.requires_grad_(False)
+    scheduler = build_train_scheduler()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.prior_lr, weight_decay=1e-4)
+
+    def train_step(step: int, generator: torch.Generator) -> float:
+        for group in optimizer.param_groups:
+            group["lr"] = config.prior_lr * min(1.0, (step + 1) / config.prior_warmup)
+        b = config.prior_batch
+        index = torch.randint(len(pool), (b,), generator=generator)
+        mode = torch.rand(b, generator=generator)
+        templates = torch.randint(1000, (b,), generator=generator).tolist()
+        uncond = torch.rand(b, generator=generator) < config.uncond_prob
+        captions = []
+        for obj, m, t, u in zip(pool.objects(index), mode.tolist(), templates, uncond.tolist()):
+            if u or m < config.empty_caption_prob:
+                captions.append("")
+            else:
+                captions.append(caption(obj, t, with_appearance=m >= config.empty_caption_prob + config.shape_only_caption_prob))
+        with_image = (torch.rand(b, generator=generator) < config.image_prompt_prob) & ~uncond
+        partner = partners.sample(index, config.same_shape_partner_prob, generator)
+        tokens = tokenizer(captions, padding="max_length", max_length=MAX_LENGTH, truncation=True, return_tensors="pt").input_ids
+        text = model.text_encoder(tokens).last_hidden_state
+        image_embeds = model.image_encoder(pixel_values=image_encoder_input(pool.float_images(partner))).image_embeds
+        image_embeds = image_embeds * with_image.float().unsqueeze(-1)
+        noise = torch.randn(latents[index].shape, generator=generator)
+        t = torch.randint(scheduler.config.num_train_timesteps, (b,), generator=generator)
+        noisy = scheduler.add_noise(latents[index], noise, t)
+        cameras = camera_features(pool.elevation_deg[index], pool.azimuth_deg[index])
+        pred = model.unet(noisy, t, encoder_hidden_states=text, class_labels=cameras, added_cond_kwargs={"image_embeds": [image_embeds.unsqueeze(1)]}).sample
+        loss = F.mse_loss(pred, noise)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        optimizer.step()
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), model.parameters()):
+                e.lerp_(p, 1 - config.ema_decay)
+        return loss.item()
+
+    return _run_loop(run_dir, "prior", config, clock, config.prior_steps, {"model": model, "ema": ema}, optimizer, train_step)
+
+
+STAGE_FUNCTIONS = {"pool": stage_pool, "vae": stage_vae, "classifier": stage_classifier, "shape_prior": stage_shape_prior, "prior": stage_prior}
+
+
+def train(run_dir: Path, config: MiniTrainConfig, max_minutes: float | None = None) -> bool:
+    """Run (or resume) all stages; True when every stage is done."""
+    torch.set_num_threads(config.threads)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    deadline = time.time() + (max_minutes * 60 if max_minutes is not None else float("inf"))
+    for stage in STAGES:
+        if _done_marker(run_dir, stage).is_file():
+            continue
+        clock = StageClock(run_dir, stage, deadline, config.checkpoint_minutes)
+        _log(f"stage {stage}")
+        if not STAGE_FUNCTIONS[stage](run_dir, config, clock):
+            _log(f"stopped in stage {stage} (time limit); run again to resume")
+            return False
+        clock.record()
+        write_text_atomic(_done_marker(run_dir, stage), "done\n")
+    return True
