@@ -109,7 +109,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
 
 def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
     """Build dataclass `cls` from `data`, rejecting unknown keys and ill-typed values."""
-    hints = typing.get_type_hints(cls, globalns={**vars(typing), "Schedule": Schedule})
+    hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:

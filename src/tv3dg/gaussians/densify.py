@@ -57,10 +57,12 @@ class DensifyReport:
 class DensifyStrategy:
     """Call `step_post_backward` once per optimisation step, after `loss.backward()`."""
 
-    def __init__(self, config: DensifyConfig) -> None:
+    def __init__(self, config: DensifyConfig, generator: torch.Generator | None = None) -> None:
+        """`generator` (a CPU generator) drives the split positions, so runs repeat exactly from a seed."""
         if config.split_count < 2:
             raise ValueError("densify.split_count must be at least 2")
         self.config = config
+        self.generator = generator
         self.grad_sum: Tensor | None = None
         self.grad_count: Tensor | None = None
         self.max_radii: Tensor | None = None
@@ -112,7 +114,7 @@ class DensifyStrategy:
             candidates = self._within_budget(candidates, mean_grad, small, n)
             clone, split = candidates & small, candidates & ~small
             new_rows = _clone_rows(gaussians, clone)
-            children = _split_rows(gaussians, split, cfg.split_count, cfg.split_shrink)
+            children = _split_rows(gaussians, split, cfg.split_count, cfg.split_shrink, self.generator)
             rows = {name: torch.cat([new_rows[name], children[name]]) for name in new_rows}
         max_radii = torch.cat([self.max_radii, self.max_radii.new_zeros(rows["means"].shape[0])])
         append_points(gaussians, optimizer, rows)
@@ -153,12 +155,15 @@ def _clone_rows(gaussians: Gaussians, mask: Tensor) -> dict[str, Tensor]:
     return {name: param.detach()[mask].clone() for name, param in gaussians.named_parameters()}
 
 
-def _split_rows(gaussians: Gaussians, mask: Tensor, count: int, shrink: float) -> dict[str, Tensor]:
+def _split_rows(
+    gaussians: Gaussians, mask: Tensor, count: int, shrink: float, generator: torch.Generator | None
+) -> dict[str, Tensor]:
     """`count` children per masked Gaussian, centred at samples of the parent, scales / shrink."""
     rows = {name: param.detach()[mask].repeat_interleave(count, dim=0) for name, param in gaussians.named_parameters()}
     scales = torch.exp(rows["log_scales"])
     rotation = quaternion_to_matrix(torch.nn.functional.normalize(rows["quats"], dim=-1))
-    offsets = (rotation @ (torch.randn_like(scales) * scales).unsqueeze(-1)).squeeze(-1)
+    noise = torch.randn(scales.shape, generator=generator).to(scales)
+    offsets = (rotation @ (noise * scales).unsqueeze(-1)).squeeze(-1)
     rows["means"] = rows["means"] + offsets
     rows["log_scales"] = rows["log_scales"] - math.log(shrink)
     return rows

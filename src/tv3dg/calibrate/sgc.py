@@ -1,0 +1,146 @@
+"""Semantic-Geometry Calibration (SGC): pull renders towards reference views of the prompt.
+
+Reference views are K samples of the prompt from the 2D prior at known cameras; the first is
+drawn with the visual prompt (so it already carries the wanted appearance) and is then reused as
+the image prompt of the others, so the K views agree with each other. At those cameras:
+- semantic: 1 - cos between frozen image-encoder features of render and reference (global
+  embedding and patch tokens);
+- geometry: BCE between the rendered alpha and the reference's foreground mask, plus a
+  scale-invariant (Pearson) depth term when a depth estimator plug-in is configured;
+- reward: an optional frozen reward plug-in on the renders (higher is better).
+Plug-ins are named "package.module:function"; see `load_plugin`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from tv3dg.config import Schedule, schedule_value
+from tv3dg.errors import UserError
+from tv3dg.priors.base import DiffusionPrior
+from tv3dg.render.cameras import Cameras, orbit_cameras
+
+
+@dataclass
+class SGCConfig:
+    enabled: bool = True
+    start_step: int = 100  # warm-up: VPCSM alone before this step
+    num_views: int = 4  # K reference views, evenly spaced in azimuth from the front
+    elevation_deg: float = 15.0
+    views_per_step: int = 2  # references rendered and compared at each step
+    sample_steps: int = 25
+    sample_guidance: float = 5.0
+    semantic_weight: Schedule = 0.5
+    patch_weight: Schedule = 0.5
+    mask_weight: Schedule = 1.0
+    depth_weight: Schedule = 0.0
+    depth_estimator: str | None = None  # "module:function", images [B,3,H,W] -> depth [B,1,H,W]
+    reward: str | None = None  # "module:function", images [B,3,H,W] -> reward [B]
+    reward_weight: Schedule = 0.0
+    foreground_threshold: float = 0.1  # distance from the white background that counts as object
+
+
+def load_plugin(spec: str) -> Callable[[Tensor], Tensor]:
+    """Import `package.module:function`; one-line error when it cannot be found."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise UserError(f"plug-in '{spec}' must be written as package.module:function")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise UserError(f"cannot load plug-in '{spec}' ({err}); check that the module is importable") from None
+
+
+def foreground_mask(images: Tensor, threshold: float) -> Tensor:
+    """Soft mask [B,1,H,W]: 0 on the white background, 1 once a pixel is `threshold` away from white."""
+    distance = (1.0 - images).amax(dim=1, keepdim=True)
+    return (distance / threshold).clamp(0.0, 1.0)
+
+
+def reference_cameras(config: SGCConfig, resolution: int, radius: float, fov_deg: float, device: torch.device) -> Cameras:
+    """K cameras at one elevation, evenly spaced in azimuth from the front view."""
+    azimuths = torch.arange(config.num_views, dtype=torch.float32) * (360.0 / config.num_views)
+    return orbit_cameras(config.elevation_deg, azimuths, radius, fov_deg, resolution, device=device)
+
+
+def sample_reference_images(
+    prior: DiffusionPrior,
+    prompt: str,
+    visual_prompt: Tensor | None,
+    cameras: Cameras,
+    config: SGCConfig,
+    generator: torch.Generator,
+) -> Tensor:
+    """K views of the prompt [K,3,R,R]: the first with the visual prompt, the rest with the first as image prompt."""
+    with torch.no_grad():
+        first = prior.sample(prompt, visual_prompt, cameras[0], steps=config.sample_steps,
+                             guidance=config.sample_guidance, generator=generator)
+        images = [first]
+        image_prompt = first if prior.has_image_prompt else None
+        for k in range(1, len(cameras)):
+            images.append(prior.sample(prompt, image_prompt, cameras[k], steps=config.sample_steps,
+                                       guidance=config.sample_guidance, generator=generator))
+    return torch.cat(images).clamp(0, 1)
+
+
+class Calibration:
+    """The SGC loss against fixed reference views (their features and masks computed once)."""
+
+    def __init__(self, prior: DiffusionPrior, config: SGCConfig, images: Tensor, cameras: Cameras) -> None:
+        self.prior = prior
+        self.config = config
+        self.images = images
+        self.cameras = cameras
+        self.masks = foreground_mask(images, config.foreground_threshold)
+        self.reward = load_plugin(config.reward) if config.reward else None
+        with torch.no_grad():
+            self.features = prior.image_features(images)
+            self.patch_features = prior.image_patch_features(images)
+            self.depths = load_plugin(config.depth_estimator)(images) if config.depth_estimator else None
+
+    def active(self, step: int) -> bool:
+        return self.config.enabled and step >= self.config.start_step
+
+    def loss(self, view_index: Tensor, rgb: Tensor, alpha: Tensor, depth: Tensor, step: int) -> tuple[Tensor, dict[str, float]]:
+        """SGC loss of renders (rgb [V,3,R,R], alpha and depth [V,1,R,R]) at reference views `view_index`."""
+        config = self.config
+        mask = self.masks[view_index]
+        semantic = 1 - F.cosine_similarity(self.prior.image_features(rgb), self.features[view_index], dim=-1).mean()
+        patch = 1 - F.cosine_similarity(
+            self.prior.image_patch_features(rgb), self.patch_features[view_index], dim=-1
+        ).mean()
+        geometry = F.binary_cross_entropy(alpha.clamp(1e-4, 1 - 1e-4), mask)
+        total = (
+            schedule_value(config.semantic_weight, step) * semantic
+            + schedule_value(config.patch_weight, step) * patch
+            + schedule_value(config.mask_weight, step) * geometry
+        )
+        logs = {"sgc_semantic": semantic.item(), "sgc_patch": patch.item(), "sgc_mask": geometry.item()}
+        if self.depths is not None:
+            depth_term = pearson_depth_loss(depth, self.depths[view_index], mask)
+            total = total + schedule_value(config.depth_weight, step) * depth_term
+            logs["sgc_depth"] = depth_term.item()
+        if self.reward is not None:
+            reward = self.reward(rgb).mean()
+            total = total - schedule_value(config.reward_weight, step) * reward
+            logs["sgc_reward"] = reward.item()
+        return total, logs
+
+
+def pearson_depth_loss(depth: Tensor, reference: Tensor, mask: Tensor) -> Tensor:
+    """1 - Pearson correlation over foreground pixels: blind to the estimator's scale and shift."""
+    losses = []
+    for d, r, m in zip(depth, reference, mask):
+        keep = m.flatten() > 0.5
+        if int(keep.sum()) < 2:
+            continue
+        a = d.flatten()[keep] - d.flatten()[keep].mean()
+        b = r.flatten()[keep] - r.flatten()[keep].mean()
+        losses.append(1 - (a * b).sum() / (a.norm() * b.norm() + 1e-8))
+    return torch.stack(losses).mean() if losses else depth.sum() * 0

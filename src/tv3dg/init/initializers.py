@@ -1,0 +1,115 @@
+"""Where the optimisation starts: a coarse 3D prior from the text, a sphere or box of random
+points, or the user's own point cloud, mesh or Gaussian `.ply`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import trimesh
+from plyfile import PlyData, PlyElementParseError
+from torch import Tensor
+
+from tv3dg.errors import UserError
+from tv3dg.gaussians.model import Gaussians
+from tv3dg.gaussians.ply import load_ply
+
+MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".stl", ".off")
+
+
+@dataclass
+class InitConfig:
+    kind: Literal["prior", "sphere", "box", "file"] = "prior"
+    path: str | None = None  # for kind=file: a 3DGS .ply, a point-cloud .ply or a mesh
+    num_points: int = 2048
+    radius: float = 0.6  # sphere radius / box half-size, world units
+    color: tuple[float, float, float] = (0.5, 0.5, 0.5)  # colour of sphere/box points
+    opacity: float = 0.1
+    scale: float | None = None  # Gaussian std in world units; None: nearest-neighbour distance
+
+
+def initial_gaussians(config: InitConfig, prompt: str, sh_degree: int, generator: torch.Generator) -> Gaussians:
+    """Build the starting Gaussians; a 3DGS `.ply` is taken as it is (its SH degree is kept)."""
+    if config.kind == "file":
+        path = _existing_path(config.path)
+        if path.suffix.lower() == ".ply" and _is_gaussian_ply(path):
+            return load_ply(path)
+        xyz, rgb = _points_from_file(path, config.num_points, generator)
+    elif config.kind == "prior":
+        from tv3dg.priors.mini.shape_prior import load_shape_prior
+
+        xyz, rgb = load_shape_prior().sample(prompt, config.num_points, generator)
+    elif config.kind == "sphere":
+        xyz = _uniform_ball(config.num_points, generator) * config.radius
+        rgb = torch.tensor(config.color).expand(config.num_points, 3)
+    else:
+        xyz = (torch.rand(config.num_points, 3, generator=generator) * 2 - 1) * config.radius
+        rgb = torch.tensor(config.color).expand(config.num_points, 3)
+    return Gaussians.from_points(xyz.float(), rgb.float(), sh_degree=sh_degree, scale=config.scale, opacity=config.opacity)
+
+
+def _uniform_ball(n: int, generator: torch.Generator) -> Tensor:
+    directions = torch.nn.functional.normalize(torch.randn(n, 3, generator=generator), dim=-1)
+    return directions * torch.rand(n, 1, generator=generator) ** (1 / 3)
+
+
+def _existing_path(path: str | None) -> Path:
+    if not path:
+        raise UserError("init.kind=file needs init.path=FILE (a .ply point cloud or Gaussians, or a mesh)")
+    resolved = Path(path).expanduser()
+    if not resolved.is_file():
+        raise UserError(f"init file '{resolved}' does not exist; pass an existing .ply or mesh file")
+    return resolved
+
+
+def _is_gaussian_ply(path: Path) -> bool:
+    try:
+        vertex = PlyData.read(str(path))["vertex"]
+    except (KeyError, PlyElementParseError, ValueError, OSError) as err:
+        raise UserError(f"'{path}' is not a readable .ply file ({type(err).__name__}); export it again") from None
+    names = {p.name for p in vertex.properties}
+    return {"f_dc_0", "opacity", "scale_0", "rot_0"} <= names
+
+
+def _points_from_file(path: Path, num_points: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Surface samples of a mesh, or the points of a point cloud (subsampled), with colours."""
+    suffix = path.suffix.lower()
+    if suffix not in MESH_SUFFIXES + (".ply",):
+        raise UserError(f"init file '{path}' must be .ply or a mesh ({', '.join(MESH_SUFFIXES)})")
+    try:
+        geometry = trimesh.load(path, force="mesh" if suffix != ".ply" else None, process=False)
+    except (ValueError, OSError) as err:
+        raise UserError(f"cannot read init file '{path}' ({type(err).__name__}: {err}); check the file") from None
+    if isinstance(geometry, trimesh.Trimesh) and len(geometry.faces) > 0:
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+        points, face_index = trimesh.sample.sample_surface(geometry, num_points, seed=seed)
+        colors = _face_colors(geometry)[face_index]
+    elif hasattr(geometry, "vertices") and len(geometry.vertices) > 0:
+        vertices = np.asarray(geometry.vertices)
+        pick = torch.randperm(len(vertices), generator=generator)[:num_points].numpy()
+        points = vertices[pick]
+        colors = _vertex_colors(geometry, len(vertices))[pick]
+    else:
+        raise UserError(f"init file '{path}' holds no points or faces; give a point cloud or a mesh")
+    return torch.from_numpy(np.asarray(points)).float(), torch.from_numpy(np.asarray(colors)).float()
+
+
+def _vertex_colors(geometry: trimesh.Trimesh | trimesh.PointCloud, count: int) -> np.ndarray:
+    colors = getattr(geometry, "colors", None)
+    if colors is None or len(colors) != count:
+        visual = getattr(geometry, "visual", None)
+        colors = getattr(visual, "vertex_colors", None)
+    if colors is None or len(colors) != count:
+        return np.full((count, 3), 0.5)
+    return np.asarray(colors)[:, :3] / 255.0
+
+
+def _face_colors(mesh: trimesh.Trimesh) -> np.ndarray:
+    if mesh.visual.kind == "vertex":
+        return mesh.visual.vertex_colors[mesh.faces][:, :, :3].mean(axis=1) / 255.0
+    if mesh.visual.kind == "face":
+        return mesh.visual.face_colors[:, :3] / 255.0
+    return np.full((len(mesh.faces), 3), 0.5)

@@ -1,0 +1,86 @@
+"""Everything a finished (or interrupted) run leaves in its output folder, each file written atomically.
+
+asset.ply (Inria 3DGS layout), mesh.glb + mesh.obj (vertex colours), turntable.mp4/.gif,
+views.png, visual_prompt.png, config.yaml, metrics.json.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from tv3dg.atomic import write_text_atomic
+from tv3dg.config import dump_yaml
+from tv3dg.errors import UserError
+from tv3dg.export.mesh import density_grid, extract_mesh, save_mesh
+from tv3dg.export.video import render_turntable, save_contact_sheet, save_image, to_uint8, write_turntable
+from tv3dg.gaussians.model import Gaussians
+from tv3dg.gaussians.ply import save_ply
+from tv3dg.gaussians.sh import sh_dc_to_rgb
+from tv3dg.pipeline.config import ExportConfig, GenerateConfig
+from tv3dg.render.cameras import turntable_cameras
+from tv3dg.render.rasterizer import rasterize
+
+
+def render_views(gaussians: Gaussians, config: ExportConfig, resolution: int, background: Tensor) -> Tensor:
+    """Renders [V,3,R,R] at `config.views` evenly spaced azimuths (views.png and the metrics)."""
+    cameras = turntable_cameras(config.views, config.turntable_elevation_deg, config.radius, config.fov_deg, resolution)
+    with torch.no_grad():
+        return rasterize(gaussians, cameras, background).rgb.permute(0, 3, 1, 2)
+
+
+def write_mesh(out_dir: Path, gaussians: Gaussians, config: ExportConfig) -> str:
+    """mesh.glb and mesh.obj; returns "ok" or why no mesh was written (e.g. nothing opaque yet)."""
+    with torch.no_grad():
+        colors = sh_dc_to_rgb(gaussians.sh_dc[:, 0]).clamp(0, 1)
+        try:
+            grid = density_grid(gaussians.means, gaussians.covariances(), gaussians.opacities[:, 0], colors, config.mesh)
+            mesh = extract_mesh(grid, config.mesh.threshold)
+        except UserError as err:
+            return f"skipped: {err}"
+    save_mesh(mesh, out_dir / "mesh.glb")
+    save_mesh(mesh, out_dir / "mesh.obj")
+    return "ok"
+
+
+def write_outputs(
+    out_dir: Path,
+    gaussians: Gaussians,
+    config: GenerateConfig,
+    visual_prompt: Tensor | None,
+    metrics: dict,
+    background: Tensor,
+    progress: bool = True,
+) -> dict:
+    """Write every output file; returns `metrics` completed with what the export itself found."""
+    gaussians = gaussians.cpu()
+    save_ply(out_dir / "asset.ply", gaussians)
+    metrics["mesh"] = write_mesh(out_dir, gaussians, config.export)
+    export = config.export
+    frames = render_turntable(
+        gaussians, export.turntable_frames, export.turntable_resolution, export.turntable_elevation_deg,
+        export.radius, export.fov_deg, background.cpu(), progress=progress, description="turntable",
+    )
+    write_turntable(out_dir / f"turntable.{export.turntable_format}", frames)
+    views = render_views(gaussians, export, export.turntable_resolution, background.cpu())
+    save_contact_sheet(out_dir / "views.png", list(to_uint8(views.permute(0, 2, 3, 1))), columns=4)
+    if visual_prompt is not None:
+        save_image(out_dir / "visual_prompt.png", to_uint8(visual_prompt[0].permute(1, 2, 0).cpu()))
+    write_text_atomic(out_dir / "config.yaml", dump_yaml(config))
+    write_text_atomic(out_dir / "metrics.json", json.dumps(_plain(metrics), indent=2) + "\n")
+    return metrics
+
+
+def _plain(value: object) -> object:
+    """JSON-ready copy: tensors and numpy scalars become numbers."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (torch.Tensor, np.generic)):
+        return value.item() if value.ndim == 0 else value.tolist()
+    return value

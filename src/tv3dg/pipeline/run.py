@@ -1,0 +1,263 @@
+"""The TV-3DG loop: render a batch of views, VPCSM (or another loss) through the VAE encoder, SGC
+after its warm-up, Adam step, densify/prune; checkpoints, Ctrl-C and NaN handling; outputs.
+
+It wires the pieces and contains none of them: cameras, rasterizer, prior, losses, calibration,
+densification, checkpoints and exporters live in their own modules.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from tv3dg.calibrate.sgc import Calibration, reference_cameras, sample_reference_images
+from tv3dg.atomic import write_text_atomic
+from tv3dg.config import dump_yaml, schedule_value
+from tv3dg.distill.losses import compute_distillation, distillation_loss
+from tv3dg.errors import UserError
+from tv3dg.gaussians.densify import DensifyStrategy
+from tv3dg.gaussians.optim import build_optimizer, update_learning_rates
+from tv3dg.init.initializers import initial_gaussians
+from tv3dg.pipeline.checkpoint import CHECKPOINT_NAME, Checkpoint, RunState, load_checkpoint, save_checkpoint
+from tv3dg.pipeline.config import CameraConfig, GenerateConfig
+from tv3dg.pipeline.interrupt import StopRequest
+from tv3dg.pipeline.outputs import render_views, write_outputs
+from tv3dg.pipeline.visual_prompt import read_visual_prompt
+from tv3dg.priors.base import DiffusionPrior
+from tv3dg.priors.diffusers_prior import DiffusersPrior
+from tv3dg.priors.images import to_image_batch
+from tv3dg.render.cameras import Cameras, OrbitRanges, orbit_cameras, sample_orbit_cameras
+from tv3dg.render.rasterizer import rasterize
+
+StepCallback = Callable[[int, dict[str, float]], None]
+WHITE = torch.ones(3)
+HISTORY_WINDOW = 50  # metrics.json reports each loss as the mean over the last steps
+
+
+@dataclass
+class GenerationResult:
+    out_dir: Path
+    metrics: dict
+    interrupted: bool
+
+
+def training_cameras(config: CameraConfig, step: int, generator: torch.Generator, device: torch.device) -> Cameras:
+    """A batch of orbit cameras drawn from the ranges the schedules give at `step`."""
+    span = schedule_value(config.azimuth_span_deg, step)
+    ranges = OrbitRanges(
+        elevation_deg=tuple(schedule_value(v, step) for v in config.elevation_deg),
+        azimuth_deg=(-span / 2, span / 2),
+        radius=tuple(schedule_value(v, step) for v in config.radius),
+        fov_deg=tuple(schedule_value(v, step) for v in config.fov_deg),
+    )
+    return sample_orbit_cameras(config.views_per_step, ranges, config.resolution, generator=generator, device=device)
+
+
+def background_color(kind: str, generator: torch.Generator) -> Tensor:
+    if kind == "random":
+        return torch.rand(3, generator=generator)
+    return WHITE.clone() if kind == "white" else torch.zeros(3)
+
+
+def func_switch_prompt(prior: DiffusionPrior, config: GenerateConfig, generator: torch.Generator) -> Tensor:
+    """With no image, a text-to-image sample of the prompt becomes the visual prompt."""
+    vp = config.visual_prompt
+    camera = orbit_cameras(vp.elevation_deg, vp.azimuth_deg, config.export.radius, config.export.fov_deg,
+                           prior.resolution, device=prior.device)
+    return prior.sample(config.prompt, None, camera, steps=vp.sample_steps, guidance=vp.guidance, generator=generator).cpu()
+
+
+def peak_memory_mb() -> dict[str, float]:
+    peak = {"cpu_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if torch.cuda.is_available():
+        peak["cuda_allocated"] = torch.cuda.max_memory_allocated() / 2**20
+    return peak
+
+
+class Generation:
+    """One run's live state; `run()` goes from the current step to `config.steps`."""
+
+    def __init__(self, config: GenerateConfig, out_dir: Path, resume: bool, progress: bool = True) -> None:
+        self.config = config
+        self.out_dir = out_dir
+        self.progress = progress
+        if not resume and (out_dir / CHECKPOINT_NAME).exists():
+            raise UserError(f"'{out_dir}' already holds a run; pass --resume {out_dir} or choose another --out")
+        # Validate the image before loading the (possibly large) prior.
+        image = to_image_batch(read_visual_prompt(config.image)) if config.image and not resume else None
+        self.prior = DiffusersPrior(config.prior)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.densify = DensifyStrategy(config.gaussians.densify, self.generator)
+        if resume:
+            self._resume()
+        else:
+            self._start(image)
+        self.calibration = self._calibration()
+
+    # ----- set-up ---------------------------------------------------------------------------
+    def _start(self, image: Tensor | None) -> None:
+        config = self.config
+        if image is not None:
+            self.visual_prompt = image
+            self.visual_source = str(config.image)
+        elif self.prior.has_image_prompt:
+            self.visual_prompt = func_switch_prompt(self.prior, config, self.generator)
+            self.visual_source = "func_switch"
+        else:
+            self.visual_prompt, self.visual_source = None, "none"
+        self.gaussians = initial_gaussians(config.init, config.prompt, config.gaussians.sh_degree, self.generator)
+        self.gaussians.to(self.prior.device)
+        self.optimizer = build_optimizer(self.gaussians, config.gaussians.optim)
+        self.state = RunState()
+        self.reference_images = None
+        if config.sgc.enabled:
+            cameras = self._reference_cameras()
+            self.reference_images = sample_reference_images(
+                self.prior, config.prompt, self._prompt_image(), cameras, config.sgc, self.generator
+            )
+
+    def _resume(self) -> None:
+        checkpoint = load_checkpoint(self.out_dir, self.config.gaussians.optim, self.densify)
+        self.gaussians = checkpoint.gaussians.to(self.prior.device)
+        self.optimizer = checkpoint.optimizer
+        self.generator.set_state(checkpoint.generator_state)
+        self.state = checkpoint.state
+        self.visual_prompt = checkpoint.extras.get("visual_prompt")
+        self.visual_source = self.config.image or ("func_switch" if self.visual_prompt is not None else "none")
+        self.reference_images = checkpoint.extras.get("reference_images")
+        self.prior.counter.calls, self.prior.counter.rows = self.state.unet_calls, self.state.unet_rows
+
+    def _reference_cameras(self) -> Cameras:
+        export = self.config.export
+        return reference_cameras(self.config.sgc, self.prior.resolution, export.radius, export.fov_deg, self.prior.device)
+
+    def _calibration(self) -> Calibration | None:
+        if self.reference_images is None:
+            return None
+        return Calibration(self.prior, self.config.sgc, self.reference_images.to(self.prior.device), self._reference_cameras())
+
+    def _prompt_image(self) -> Tensor | None:
+        """The visual prompt as the prior takes it (None when the prior has no IP-Adapter)."""
+        return self.visual_prompt if self.prior.has_image_prompt else None
+
+    # ----- the loop -------------------------------------------------------------------------
+    def train_step(self, step: int) -> dict[str, float]:
+        config = self.config
+        update_learning_rates(self.optimizer, config.gaussians.optim, step)
+        cameras = training_cameras(config.camera, step, self.generator, self.prior.device)
+        background = background_color(config.camera.background, self.generator).to(self.prior.device)
+        render = rasterize(self.gaussians, cameras, background)
+        latents = self.prior.encode_images(render.rgb.permute(0, 3, 1, 2))
+        conditions = self.prior.prepare_conditions(config.prompt, self._prompt_image(), cameras)
+        grad, logs = compute_distillation(self.prior, latents, conditions, step, config.distill, self.generator)
+        loss = schedule_value(config.loss_weight, step) * distillation_loss(latents, grad)
+        logs["distill"] = float(loss.detach())
+        if self.calibration is not None and self.calibration.active(step):
+            views = torch.randperm(config.sgc.num_views, generator=self.generator)[: config.sgc.views_per_step]
+            reference = rasterize(self.gaussians, self.calibration.cameras[views.to(self.prior.device)], WHITE.to(self.prior.device))
+            sgc, sgc_logs = self.calibration.loss(
+                views, reference.rgb.permute(0, 3, 1, 2), reference.alpha.permute(0, 3, 1, 2),
+                reference.depth.permute(0, 3, 1, 2), step,
+            )
+            loss = loss + sgc
+            logs.update(sgc_logs)
+        loss.backward()
+        logs["loss"] = float(loss.detach())
+        if not self._gradients_finite(loss):
+            self.optimizer.zero_grad(set_to_none=True)
+            self.state.nonfinite_steps += 1
+            if self.state.nonfinite_steps > config.max_nonfinite_steps:
+                raise UserError(
+                    f"{self.state.nonfinite_steps} steps gave NaN/Inf gradients; lower the learning rates or guidance "
+                    "(the last good asset is kept)"
+                )
+            return logs
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        report = self.densify.step_post_backward(self.gaussians, self.optimizer, render, step)
+        interval = config.gaussians.sh_degree_interval
+        if interval > 0 and (step + 1) % interval == 0:
+            self.gaussians.increase_sh_degree()
+        logs["num_gaussians"] = float(report.num_points)
+        return logs
+
+    def _gradients_finite(self, loss: Tensor) -> bool:
+        if not bool(torch.isfinite(loss)):
+            return False
+        return all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in self.gaussians.parameters())
+
+    def run(self, on_step: StepCallback | None = None) -> GenerationResult:
+        config = self.config
+        interrupted = False
+        started = time.perf_counter() - self.state.elapsed_s
+        write_text_atomic(self.out_dir / "config.yaml", dump_yaml(config))
+        bar = tqdm(total=config.steps, initial=self.state.step, desc="generate", unit="step", disable=not self.progress)
+        with StopRequest() as stop, bar:
+            while self.state.step < config.steps:
+                logs = self.train_step(self.state.step)
+                self.state.log(logs)
+                self.state.step += 1
+                self.state.elapsed_s = time.perf_counter() - started
+                bar.update(1)
+                bar.set_postfix(loss=f"{logs['loss']:.4g}", n=int(self.gaussians.num_points))
+                if on_step is not None:
+                    on_step(self.state.step, logs)
+                if stop.requested:
+                    interrupted = True
+                    break
+                if self.state.step % config.checkpoint_every == 0:
+                    self.save_checkpoint()
+        self.save_checkpoint()
+        metrics = write_outputs(self.out_dir, self.gaussians, config, self.visual_prompt,
+                                self.metrics(interrupted), WHITE, progress=self.progress)
+        return GenerationResult(self.out_dir, metrics, interrupted)
+
+    def save_checkpoint(self) -> None:
+        self.state.unet_calls, self.state.unet_rows = self.prior.counter.calls, self.prior.counter.rows
+        extras = {}
+        if self.visual_prompt is not None:
+            extras["visual_prompt"] = self.visual_prompt
+        if self.reference_images is not None:
+            extras["reference_images"] = self.reference_images
+        save_checkpoint(self.out_dir, Checkpoint(self.gaussians, self.optimizer, self.densify,
+                                                 self.generator.get_state(), extras, self.state))
+
+    # ----- metrics --------------------------------------------------------------------------
+    def metrics(self, interrupted: bool) -> dict:
+        state = self.state
+        steps = max(state.step, 1)
+        metrics = {
+            "prompt": self.config.prompt,
+            "visual_prompt": self.visual_source,
+            "steps": state.step,
+            "interrupted": interrupted,
+            "losses": {k: sum(v[-HISTORY_WINDOW:]) / len(v[-HISTORY_WINDOW:]) for k, v in state.history.items() if v},
+            "unet": {"calls": self.prior.counter.calls, "rows": self.prior.counter.rows,
+                     "calls_per_step": self.prior.counter.calls / steps},
+            "time_s": state.elapsed_s,
+            "seconds_per_step": state.elapsed_s / steps,
+            "peak_memory_mb": peak_memory_mb(),
+            "num_gaussians": self.gaussians.num_points,
+            "nonfinite_steps": state.nonfinite_steps,
+        }
+        if self.config.prior.model == "mini":
+            from tv3dg.eval.attributes import attribute_report
+
+            renders = render_views(self.gaussians.cpu(), self.config.export, self.prior.resolution, WHITE)
+            metrics["attributes"] = attribute_report(renders, self.config.prompt, self.visual_prompt)
+        return metrics
+
+
+def generate(
+    config: GenerateConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
+    on_step: StepCallback | None = None,
+) -> GenerationResult:
+    """Run (or resume) a generation into `out_dir`; see `GenerateConfig` for every option."""
+    return Generation(config, Path(out_dir), resume, progress).run(on_step)

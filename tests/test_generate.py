@@ -1,0 +1,133 @@
+"""`tv3dg generate` end to end on tiny random models: outputs, resume, Ctrl-C, NaN guard, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from tiny_models import TinyWorld, make_tiny_world
+from tv3dg.cli import main
+from tv3dg.gaussians.ply import load_ply
+from tv3dg.pipeline import run as run_module
+from tv3dg.pipeline.config import build_config
+from tv3dg.pipeline.run import generate
+
+FAST = [
+    "steps=6", "init.kind=sphere", "init.num_points=300", "checkpoint_every=3",
+    "sgc.start_step=2", "sgc.sample_steps=3", "visual_prompt.sample_steps=3",
+    "export.turntable_frames=4", "export.turntable_resolution=32", "export.views=4", "export.mesh.resolution=32",
+    "camera.views_per_step=2", "gaussians.densify.start_step=2", "gaussians.densify.interval=2",
+]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> TinyWorld:
+    return make_tiny_world(tmp_path_factory.mktemp("tiny"), camera_conditioned=True)
+
+
+def config_for(world: TinyWorld, *overrides: str, **updates):
+    flags = {"prompt": "a red striped cube", "prior": {"model": str(world.model_dir), "ip_adapter": str(world.ip_adapter)}}
+    flags.update(updates)
+    return build_config("mini", flags, FAST + list(overrides))
+
+
+def test_generation_writes_every_output(world, tmp_path):
+    result = generate(config_for(world), tmp_path / "run", progress=False)
+    out = tmp_path / "run"
+    for name in ("asset.ply", "mesh.glb", "mesh.obj", "turntable.mp4", "views.png", "visual_prompt.png",
+                 "config.yaml", "metrics.json", "checkpoints/last.safetensors"):
+        assert (out / name).is_file(), name
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
+    gaussians = load_ply(out / "asset.ply")
+    assert gaussians.num_points == result.metrics["num_gaussians"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 6 and metrics["visual_prompt"] == "func_switch"
+    # VPCSM with 2 inversion steps: 2 inversion calls + 1 batched teacher call per step,
+    # plus the Func Switch sample and 4 SGC reference samples, one batched call per DDIM step.
+    sampling_calls = 3 * (1 + 4)
+    assert metrics["unet"]["calls"] == 6 * 3 + sampling_calls
+    assert metrics["mesh"] == "ok" and np.isfinite(metrics["losses"]["loss"])
+
+
+def _interrupt_at(step_to_stop: int):
+    def on_step(step: int, logs: dict) -> None:
+        if step == step_to_stop:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    return on_step
+
+
+def test_interrupted_then_resumed_run_equals_an_uninterrupted_one(world, tmp_path):
+    straight = generate(config_for(world), tmp_path / "straight", progress=False)
+    assert not straight.interrupted
+    stopped = generate(config_for(world), tmp_path / "resumed", progress=False, on_step=_interrupt_at(4))
+    assert stopped.interrupted and stopped.metrics["steps"] == 4
+    assert load_ply(tmp_path / "resumed" / "asset.ply").num_points > 0  # Ctrl-C leaves a usable asset
+    resumed = generate(config_for(world), tmp_path / "resumed", resume=True, progress=False)
+    assert resumed.metrics["steps"] == 6
+    a = load_file(str(tmp_path / "straight" / "checkpoints" / "last.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "checkpoints" / "last.safetensors"))
+    for key in (k for k in a if k.startswith("gaussians.")):
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
+    assert resumed.metrics["unet"]["calls"] == straight.metrics["unet"]["calls"]
+
+
+def test_nonfinite_gradients_are_skipped_without_corrupting_the_asset(world, tmp_path, monkeypatch):
+    real = run_module.compute_distillation
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        grad, logs = real(*args, **kwargs)
+        calls["n"] += 1
+        return (grad * float("nan"), logs) if calls["n"] == 2 else (grad, logs)
+
+    monkeypatch.setattr(run_module, "compute_distillation", poisoned)
+    result = generate(config_for(world, "sgc.enabled=false"), tmp_path / "run", progress=False)
+    assert result.metrics["nonfinite_steps"] == 1
+    gaussians = load_ply(tmp_path / "run" / "asset.ply")
+    assert all(torch.isfinite(p).all() for p in gaussians.parameters())
+
+
+def _cli(world: TinyWorld, out: Path, *extra: str) -> int:
+    return main(["generate", "--prompt", "a red cube", "--model", str(world.model_dir), "--ip-adapter",
+                 str(world.ip_adapter), "--out", str(out), "--quiet", *extra, *FAST])
+
+
+@pytest.mark.parametrize(
+    "make_input, message",
+    [
+        (lambda d: ["--prompt", "  "], "prompt is empty"),
+        (lambda d: ["--image", str(d / "missing.png")], "does not exist"),
+        (lambda d: ["--image", _save(d / "gray.png", Image.new("L", (32, 32), 128))], "grayscale"),
+        (lambda d: ["--image", _save(d / "rgba.png", Image.new("RGBA", (32, 32)))], "alpha channel"),
+        (lambda d: ["--image", _save(d / "wide.png", Image.new("RGB", (5000, 16)))], "at most 4096"),
+        (lambda d: ["--image", _write(d / "corrupt.png", b"\x89PNG\r\n\x1a\n garbage")], "could not be read"),
+        (lambda d: ["camera.resolutoin=32"], "unknown config key 'camera.resolutoin'"),
+        (lambda d: ["--model", str(d / "no-such-model")], "is neither a folder"),
+    ],
+)
+def test_bad_input_fails_with_one_line_and_writes_nothing(world, tmp_path, capsys, make_input, message):
+    out = tmp_path / "out"
+    code = _cli(world, out, *make_input(tmp_path))
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def _save(path: Path, image: Image.Image) -> str:
+    image.save(path)
+    return str(path)
+
+
+def _write(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
