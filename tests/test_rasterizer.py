@@ -125,6 +125,8 @@ def test_empty_view_is_the_background():
     assert not out.visible.any()
     assert torch.equal(out.rgb, torch.tensor([0.25, 0.5, 0.75]).expand(1, 16, 16, 3))
     assert torch.equal(out.alpha, torch.zeros(1, 16, 16, 1)) and torch.equal(out.depth, torch.zeros(1, 16, 16, 1))
+    nothing = Gaussians.from_state_dict({k: v[:0] for k, v in gaussians.state_dict().items() if v.dim()})
+    assert torch.equal(rasterize(nothing, cameras, torch.ones(3), backend="torch").rgb, torch.ones(1, 16, 16, 3))
 
 
 def test_early_termination_skips_hidden_gaussians_within_its_bound():

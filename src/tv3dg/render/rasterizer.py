@@ -31,8 +31,9 @@ class RasterSettings:
     """Rasterizer knobs; the defaults follow common 3DGS practice.
 
     `sigma_cutoff` and `alpha_min` truncate each splat, `alpha_max` caps one splat's alpha,
-    `transmittance_min` is the early-termination threshold (0 disables it). `tile_size` and
-    `chunk` only trade speed for memory in the torch backend; they do not change the image.
+    `transmittance_min` is the early-termination threshold (0 disables it): a tile stops once
+    all its pixels are below it, which changes no pixel by more than that times its colour.
+    `tile_size` and `chunk` only trade speed for memory in the torch backend.
     """
 
     near_plane: float = 0.01
@@ -125,7 +126,7 @@ def rasterize_torch(gaussians: Gaussians, cameras: Cameras, background: Tensor, 
     colors = gaussians.colors(gaussians.means[None] - cameras.centers.to(gaussians.means.dtype)[:, None])
     table = torch.cat(
         [means2d, proj.conics, log_opacities.expand(batch, n, 1), colors, proj.depths[..., None]], dim=-1
-    ).reshape(batch * n, -1)
+    ).flatten(0, 1)
     bins = bin_gaussians(means2d, proj.extents, proj.depths, proj.visible, cameras.width, cameras.height, settings.tile_size)
     composite_settings = CompositeSettings(
         q_cutoff=settings.sigma_cutoff**2, alpha_min=settings.alpha_min, alpha_max=settings.alpha_max,
