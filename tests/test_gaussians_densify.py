@@ -165,3 +165,13 @@ def test_stats_come_from_a_real_render_and_need_a_backward():
     assert (strategy.grad_sum[out.visible.any(0)] > 0).all()
     assert torch.equal(strategy.max_radii, out.radii.amax(0))
     assert math.isfinite(float(strategy.grad_sum.sum()))
+
+
+def test_a_seeded_generator_makes_splits_reproducible():
+    def split_means(seed: int) -> torch.Tensor:
+        g = gaussians_with([0.05, 0.05], [0.5, 0.5])
+        strategy = DensifyStrategy(DensifyConfig(start_step=0, interval=100), torch.Generator().manual_seed(seed))
+        strategy.step_post_backward(g, build_optimizer(g, OptimConfig()), fake_render([1e-3, 1e-3]), step=100)
+        return g.means.detach()
+
+    assert torch.equal(split_means(3), split_means(3)) and not torch.equal(split_means(3), split_means(4))
