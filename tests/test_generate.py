@@ -57,6 +57,12 @@ def test_generation_writes_every_output(world, tmp_path):
     assert metrics["mesh"] == "ok" and np.isfinite(metrics["losses"]["loss"])
 
 
+def test_sgc_switched_off_costs_no_reference_samples(world, tmp_path):
+    result = generate(config_for(world, "sgc.enabled=false"), tmp_path / "run", progress=False)
+    assert not any(key.startswith("sgc_") for key in result.metrics["losses"])
+    assert result.metrics["unet"]["calls"] == 6 * 3 + 3  # the Func Switch sample only
+
+
 def _interrupt_at(step_to_stop: int):
     def on_step(step: int, logs: dict) -> None:
         if step == step_to_stop:
@@ -110,6 +116,7 @@ def _cli(world: TinyWorld, out: Path, *extra: str) -> int:
         (lambda d: ["--image", _save(d / "rgba.png", Image.new("RGBA", (32, 32)))], "alpha channel"),
         (lambda d: ["--image", _save(d / "wide.png", Image.new("RGB", (5000, 16)))], "at most 4096"),
         (lambda d: ["--image", _write(d / "corrupt.png", b"\x89PNG\r\n\x1a\n garbage")], "could not be read"),
+        (lambda d: ["--image", _save(d / "deep.png", Image.fromarray(np.zeros((32, 32), np.uint16)))], "8 bits"),
         (lambda d: ["camera.resolutoin=32"], "unknown config key 'camera.resolutoin'"),
         (lambda d: ["--model", str(d / "no-such-model")], "is neither a folder"),
     ],

@@ -66,10 +66,12 @@ def run(args: argparse.Namespace) -> None:
         config = build_config(args.config, flag_updates(args), args.overrides)
         out_dir = args.out
     result = generate(config, out_dir, resume=args.resume is not None, progress=not args.quiet)
-    state = "interrupted; resume with --resume" if result.interrupted else "done"
+    state = f"interrupted; continue with --resume {out_dir}" if result.interrupted else "done"
     print(f"{state}: {result.metrics['steps']} steps in {result.metrics['time_s']:.1f} s -> {out_dir}")
     attributes = result.metrics.get("attributes")
     if attributes:
         print(f"attribute accuracy over {attributes['views']} views vs prompt: {attributes['prompt']}")
         if "visual_prompt" in attributes:
             print(f"vs visual prompt: {attributes['visual_prompt']}")
+    if result.interrupted:
+        raise SystemExit(130)

@@ -1,0 +1,110 @@
+"""Quality of `tv3dg generate` on the bundled mini prior: 8-view attribute accuracy per loss.
+
+Text-only prompts are scored against the attributes they name; style cases (the text names a
+shape, the visual prompt shows a different object) are scored on shape-from-text and
+colour/pattern-from-image. Usage:
+
+    python benchmarks/mini_quality.py --losses vpcsm csm sds --out benchmarks/results/mini_quality.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from tv3dg.atomic import write_text_atomic
+from tv3dg.pipeline.config import build_config
+from tv3dg.pipeline.run import generate
+from tv3dg.priors.mini.world import COLOUR_NAMES, PATTERNS, SHAPES, WorldObject, render_objects
+from tv3dg.render.cameras import orbit_cameras
+
+TEXT_PROMPTS = (
+    "a red striped cube",
+    "a blue checkered sphere",
+    "a green cylinder",
+    "a yellow striped cone",
+    "a purple checkered torus",
+    "an orange pyramid",
+)
+STYLE_CASES = (  # (text, (shape, colour, pattern) of the visual prompt's object)
+    ("a cube", ("sphere", "blue", "checkered")),
+    ("a torus", ("cube", "yellow", "striped")),
+    ("a cone", ("cylinder", "pink", "checkered")),
+    ("a sphere", ("pyramid", "green", "striped")),
+)
+
+
+def world_image(shape: str, colour: str, pattern: str, path: Path, size: int = 64) -> Path:
+    """A front-ish view of a world object, saved as an 8-bit RGB PNG (a visual prompt)."""
+    obj = WorldObject(SHAPES.index(shape), COLOUR_NAMES.index(colour), PATTERNS.index(pattern))
+    render = render_objects([obj], orbit_cameras(20.0, 30.0, 3.2, 40.0, size))
+    pixels = (render.rgb[0].clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def run_case(prompt: str, loss: str, out: Path, image: Path | None, overrides: list[str]) -> dict:
+    updates = {"prompt": prompt, "distill": {"loss": loss}}
+    if image is not None:
+        updates.update(image=str(image), prior={"ip_mode": "style"})
+    config = build_config("mini", updates, overrides)
+    started = time.perf_counter()
+    metrics = generate(config, out, progress=False).metrics
+    attributes = metrics["attributes"]
+    row = {"prompt": prompt, "loss": loss, "seconds": time.perf_counter() - started, "prompt_accuracy": attributes["prompt"]}
+    if image is not None:
+        row["image_accuracy"] = attributes["visual_prompt"]
+    return row
+
+
+def mean(rows: list[dict], key: str, attr: str) -> float:
+    values = [r[key][attr] for r in rows if attr in r.get(key, {})]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--losses", nargs="+", default=["vpcsm", "csm", "sds"])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/mini_quality.json"))
+    parser.add_argument("--keep", type=Path, help="keep each run's output folder under this directory")
+    parser.add_argument("overrides", nargs="*", help="config overrides for every run, e.g. steps=300")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="tv3dg-quality-")) if args.keep is None else args.keep
+    images = {case: world_image(*case[1], root / f"{'_'.join(case[1])}.png") for case in STYLE_CASES}
+    rows = []
+    for loss in args.losses:
+        for prompt in TEXT_PROMPTS:
+            rows.append(run_case(prompt, loss, root / loss / prompt.replace(" ", "_"), None, args.overrides))
+            print(json.dumps(rows[-1]), flush=True)
+        for case in STYLE_CASES:
+            rows.append(run_case(case[0], loss, root / loss / f"style_{case[0].replace(' ', '_')}", images[case], args.overrides))
+            print(json.dumps(rows[-1]), flush=True)
+    summary = {}
+    for loss in args.losses:
+        text = [r for r in rows if r["loss"] == loss and "image_accuracy" not in r]
+        style = [r for r in rows if r["loss"] == loss and "image_accuracy" in r]
+        summary[loss] = {
+            "text_all": mean(text, "prompt_accuracy", "all"),
+            "text_shape": mean(text, "prompt_accuracy", "shape"),
+            "text_colour": mean(text, "prompt_accuracy", "colour"),
+            "text_pattern": mean(text, "prompt_accuracy", "pattern"),
+            "style_shape_from_text": mean(style, "prompt_accuracy", "shape"),
+            "style_appearance_from_image": mean(style, "image_accuracy", "all"),
+            "seconds_per_asset": float(np.mean([r["seconds"] for r in rows if r["loss"] == loss])),
+        }
+    print("\nloss   | text all | shape | colour | pattern | style: shape<-text | look<-image | s/asset")
+    for loss, s in summary.items():
+        print(f"{loss:6s} | {s['text_all']:.2f}     | {s['text_shape']:.2f}  | {s['text_colour']:.2f}   | "
+              f"{s['text_pattern']:.2f}    | {s['style_shape_from_text']:.2f}              | "
+              f"{s['style_appearance_from_image']:.2f}        | {s['seconds_per_asset']:.0f}")
+    write_text_atomic(args.out, json.dumps({"summary": summary, "runs": rows, "overrides": args.overrides}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
