@@ -44,7 +44,7 @@ def world_image(shape: str, colour: str, pattern: str, path: Path, size: int = 6
     """A front-ish view of a world object, saved as an 8-bit RGB PNG (a visual prompt)."""
     obj = WorldObject(SHAPES.index(shape), COLOUR_NAMES.index(colour), PATTERNS.index(pattern))
     render = render_objects([obj], orbit_cameras(20.0, 30.0, 3.2, 40.0, size))
-    pixels = (render.rgb[0].clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+    pixels = (render.rgb[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
     Image.fromarray(pixels).save(path)
     return path
 
