@@ -1,18 +1,21 @@
 """Front-to-back alpha compositing of binned 2D Gaussians, in chunks, with a hand-written backward.
 
-For each tile the depth-sorted Gaussians are taken `chunk` at a time: alphas are evaluated for
-all tile pixels x chunk Gaussians at once ([tiles, pixels, chunk]), transmittance is the
-exclusive cumulative product of (1 - alpha) carried over from the previous chunk, and colour is a
-batched matrix product of the blending weights with the Gaussians' features. A tile leaves the
-loop when its Gaussians run out or when every one of its pixels has transmittance below
-`transmittance_min` (early termination: what is skipped could change a pixel by less than that).
+For each tile the depth-sorted Gaussians are taken `chunk` at a time. log(alpha) =
+log(opacity) - q/2 is a quadratic polynomial in the pixel position, so the alphas of all tile
+pixels x chunk Gaussians ([tiles, pixels, chunk]) come from one matrix product; transmittance is
+the exclusive cumulative product of (1 - alpha) (a cumulative sum of logs) carried over from the
+previous chunk; colour is a batched matrix product of the blending weights with the Gaussians'
+features. A tile leaves the loop when its Gaussians run out or when every one of its pixels has
+transmittance below `transmittance_min` (early termination).
 
-The backward pass recomputes the alphas chunk by chunk instead of letting autograd store a graph
-over every (pixel, Gaussian) pair; it uses the closed form
+The backward pass reuses each chunk's alphas and transmittances instead of an autograd graph over
+every (pixel, Gaussian) pair. It runs back to front with the closed form
 
-    dC/dalpha_i = T_i f_i - (sum_{j>i} w_j f_j + T_final * g_T-term) / (1 - alpha_i)
+    dL/dalpha_i = T_i (g . f_i) - (sum_{j>i} w_j (g . f_j) + g_T T_final) / (1 - alpha_i)
 
-where the suffix sum comes from the final colour minus a running prefix sum.
+(g, g_T: gradients of the composited features and of the final transmittance), carrying the
+suffix sum per pixel from chunk to chunk, then applies the chain rule to the polynomial
+coefficients and from them to the per-Gaussian table.
 """
 
 from __future__ import annotations
