@@ -67,7 +67,7 @@ def test_zero_image_embeddings_equal_the_adapter_switched_off():
 
 
 def test_appearance_partners_share_colour_and_pattern_but_not_shape():
-    pool = render_pool(96, 32, seed=5)
+    pool = render_pool(72, 32, seed=5)
     partners = AppearancePartners(pool)
     index = torch.arange(len(pool))
     chosen = partners.sample(index, same_shape_prob=0.0, generator=torch.Generator().manual_seed(0))
@@ -80,10 +80,11 @@ def test_appearance_partners_share_colour_and_pattern_but_not_shape():
 
 
 def test_a_stage_resumed_in_chunks_equals_one_uninterrupted_run(tmp_path):
-    config = MiniTrainConfig(pool_size=64, vae_batch=4, checkpoint_minutes=1e6)
+    config = MiniTrainConfig(pool_size=32, vae_batch=4, checkpoint_minutes=1e6)
+    pool = render_pool(32, 32, seed=0)
     for run in ("straight", "chunked"):
         (tmp_path / run).mkdir()
-        save_pool(render_pool(64, 32, seed=0), tmp_path / run / "pool.safetensors")
+        save_pool(pool, tmp_path / run / "pool.safetensors")
 
     def run_vae(run_dir: Path, steps: int) -> None:
         clock = StageClock(run_dir, "vae", float("inf"), config.checkpoint_minutes)

@@ -22,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--run-dir", default=DEFAULT_RUN_DIR, help=f"folder for checkpoints and logs (default {DEFAULT_RUN_DIR})")
     train.add_argument("--max-minutes", type=float, default=None, help="stop after this long; run again to resume")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a training setting")
+    train.add_argument("--stage", dest="stages", action="append", default=None, metavar="NAME",
+                       help="run only this stage (repeatable): pool, vae, classifier, shape_prior, prior")
     train.add_argument("--no-export", action="store_true", help="do not copy the finished weights into the package")
     train.set_defaults(func=run_train)
 
@@ -49,11 +51,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> None:
     from tv3dg.config import from_dict, merge_overrides
     from tv3dg.priors.mini.export import export_weights
-    from tv3dg.priors.mini.training import MiniTrainConfig, train
+    from tv3dg.errors import UserError
+    from tv3dg.priors.mini.training import STAGES, MiniTrainConfig, train
 
     config = from_dict(MiniTrainConfig, merge_overrides({}, args.overrides))
+    unknown = [s for s in args.stages or () if s not in STAGES]
+    if unknown:
+        raise UserError(f"unknown stage '{unknown[0]}'; choose from {', '.join(STAGES)}")
     run_dir = Path(args.run_dir)
-    if train(run_dir, config, args.max_minutes) and not args.no_export:
+    stages = tuple(args.stages) if args.stages else STAGES
+    if train(run_dir, config, args.max_minutes, stages) and stages == STAGES and not args.no_export:
         export_weights(run_dir)
         print("exported the mini weights into the package")
 

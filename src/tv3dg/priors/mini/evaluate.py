@@ -7,7 +7,7 @@
 - camera: each text sample is compared (pixel MSE) with world renders of the captioned object at
   the requested camera and at 11 other cameras (4 azimuths x 3 elevations); the requested one
   should be the nearest (chance 1/12; azimuth alone 1/4, elevation alone 1/3);
-- shape prior: Chamfer distance of its point cloud to the true surface, per shape.
+- shape prior: distance of its points to the true surface and of the surface to its points.
 Sampling goes through `DiffusersPrior.sample`, the same code path the 3D pipeline uses.
 """
 
@@ -24,8 +24,8 @@ from tv3dg.priors.config import PriorConfig
 from tv3dg.priors.diffusers_prior import DiffusersPrior
 from tv3dg.priors.mini.captions import caption
 from tv3dg.priors.mini.classifier import AttributeClassifier, load_classifier
-from tv3dg.priors.mini.shape_prior import chamfer, load_shape_prior, surface_points
-from tv3dg.priors.mini.world import SHAPES, WorldObject, random_cameras, random_objects, render_objects
+from tv3dg.priors.mini.shape_prior import load_shape_prior, surface_points
+from tv3dg.priors.mini.world import SHAPES, WorldObject, random_cameras, random_objects, render_objects, shape_sdf
 from tv3dg.render.cameras import orbit_cameras
 
 EVAL_SEED = 20_261_125  # never used by training
@@ -107,13 +107,18 @@ def image_prompted(prior: DiffusersPrior, classifier: AttributeClassifier, confi
     return {k: float(np.mean(v)) for k, v in hits.items()}, sheet
 
 
-def shape_prior_chamfer(generator: torch.Generator) -> dict[str, float]:
+def shape_prior_surface_error(generator: torch.Generator) -> dict[str, dict[str, float]]:
+    """Per shape: mean |SDF| of the predicted points (on the surface?) and the mean distance from
+    true surface samples to the nearest predicted point (is all of it covered?), world units."""
     model = load_shape_prior()
     result = {}
     for index, name in enumerate(SHAPES):
-        xyz, _ = model.sample(f"a red {name}", 1024, generator)
-        truth = surface_points(index, 1024, generator)
-        result[name] = float(chamfer(xyz.unsqueeze(0), truth.unsqueeze(0)))
+        xyz, _ = model.sample(f"a red {name}", 2000, generator)
+        truth = surface_points(index, 2000, generator)
+        result[name] = {
+            "surface_distance": float(shape_sdf(index, xyz).abs().mean()),
+            "coverage_distance": float(torch.cdist(truth, xyz).min(dim=1).values.mean()),
+        }
     return result
 
 
@@ -136,7 +141,7 @@ def evaluate(config: EvalConfig, sheet_dir: Path | None = None) -> dict:
         "classifier_heldout_accuracy": classifier_accuracy(classifier, config.classifier_images, generator),
         "text_conditioned": text_scores,
         "image_prompted": image_scores,
-        "shape_prior_chamfer": shape_prior_chamfer(generator),
+        "shape_prior": shape_prior_surface_error(generator),
         "settings": {"prompts": config.prompts, "views": config.views, "steps": config.steps, "guidance": config.guidance, "seed": EVAL_SEED},
     }
     if sheet_dir is not None:

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from tv3dg.atomic import atomic_path, write_text_atomic
+from tv3dg.errors import UserError
 from tv3dg.priors.camera_conditioning import camera_features
 from tv3dg.priors.mini.architecture import IMAGE_SIZE, build_image_encoder, image_encoder_input, build_text_encoder, build_train_scheduler, build_unet, build_vae
 from tv3dg.priors.mini.captions import caption
@@ -40,7 +41,7 @@ class MiniTrainConfig:
 
     seed: int = 0
     pool_size: int = 32768
-    vae_steps: int = 1500
+    vae_steps: int = 1000
     vae_batch: int = 32
     vae_lr: float = 1e-3
     vae_kl_weight: float = 1e-5
@@ -299,12 +300,23 @@ def stage_prior(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bo
 STAGE_FUNCTIONS = {"pool": stage_pool, "vae": stage_vae, "classifier": stage_classifier, "shape_prior": stage_shape_prior, "prior": stage_prior}
 
 
-def train(run_dir: Path, config: MiniTrainConfig, max_minutes: float | None = None) -> bool:
-    """Run (or resume) all stages; True when every stage is done."""
+STAGE_INPUTS = {"pool": (), "vae": ("pool",), "classifier": ("pool",), "shape_prior": (), "prior": ("pool", "vae")}
+
+
+def train(run_dir: Path, config: MiniTrainConfig, max_minutes: float | None = None, stages: tuple[str, ...] = STAGES) -> bool:
+    """Run (or resume) `stages` in order; True when they are all done.
+
+    A subset can run in a second process beside the first (e.g. the classifier while the prior
+    trains), as long as the stages it needs are done and no other process runs the same stage.
+    """
+    for stage in stages:
+        missing = [s for s in STAGE_INPUTS[stage] if s not in stages and not _done_marker(run_dir, s).is_file()]
+        if missing:
+            raise UserError(f"stage '{stage}' needs stage '{missing[0]}' first; run it or leave out --stage")
     torch.set_num_threads(config.threads)
     run_dir.mkdir(parents=True, exist_ok=True)
     deadline = time.time() + (max_minutes * 60 if max_minutes is not None else float("inf"))
-    for stage in STAGES:
+    for stage in [s for s in STAGES if s in stages]:
         if _done_marker(run_dir, stage).is_file():
             continue
         clock = StageClock(run_dir, stage, deadline, config.checkpoint_minutes)
