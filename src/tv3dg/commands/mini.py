@@ -30,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export = actions.add_parser("export", help="write a run's current weights into the package (or --out)")
     export.add_argument("--run-dir", default=DEFAULT_RUN_DIR)
     export.add_argument("--out", default=None, help="weights folder (default: the package's)")
+    export.add_argument("--raw-weights", action="store_true", help="export the raw prior weights instead of their EMA (early in training)")
     export.set_defaults(func=run_export)
 
     evaluate = actions.add_parser("eval", help="measure the model-card numbers of the shipped weights")
@@ -69,7 +70,7 @@ def run_export(args: argparse.Namespace) -> None:
     from tv3dg.priors.mini.export import export_weights
     from tv3dg.priors.mini.paths import WEIGHTS_DIR
 
-    export_weights(Path(args.run_dir), Path(args.out) if args.out else WEIGHTS_DIR)
+    export_weights(Path(args.run_dir), Path(args.out) if args.out else WEIGHTS_DIR, use_ema=not args.raw_weights)
 
 
 def run_eval(args: argparse.Namespace) -> None:

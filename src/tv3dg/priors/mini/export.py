@@ -46,7 +46,7 @@ def _require(path: Path, what: str) -> Path:
     return path
 
 
-def _write_model(run_dir: Path, out: Path) -> PriorModules:
+def _write_model(run_dir: Path, out: Path, use_ema: bool) -> PriorModules:
     model_dir = out / "model"
     tokenizer = save_tokenizer(model_dir / "tokenizer")
     latents = load_file(str(_require(run_dir / "latents.safetensors", "VAE latents")))
@@ -56,7 +56,7 @@ def _write_model(run_dir: Path, out: Path) -> PriorModules:
     vae.half().save_pretrained(model_dir / "vae", safe_serialization=True)
 
     prior = PriorModules(tokenizer)
-    step = load_training_state(_require(run_dir / "prior_state.safetensors", "diffusion prior"), {"ema": prior}, None)
+    step = load_training_state(_require(run_dir / "prior_state.safetensors", "diffusion prior"), {"ema" if use_ema else "model": prior}, None)
     unet_without_ip_adapter(prior.unet, build_unet()).half().save_pretrained(model_dir / "unet", safe_serialization=True)
     prior.text_encoder.save_pretrained(model_dir / "text_encoder", safe_serialization=True)
     build_sample_scheduler().save_pretrained(model_dir / "scheduler")
@@ -67,18 +67,22 @@ def _write_model(run_dir: Path, out: Path) -> PriorModules:
     save_file(extract_ip_adapter_state(prior.unet), str(ip_dir / "ip-adapter_mini.safetensors"))
     prior.image_encoder.save_pretrained(ip_dir / "image_encoder", safe_serialization=True)
     build_image_processor().save_pretrained(ip_dir / "image_encoder")
-    (out / "training_step.json").write_text(json.dumps({"prior_step": step}), encoding="utf-8")
+    (out / "training_step.json").write_text(json.dumps({"prior_step": step, "ema": use_ema}), encoding="utf-8")
     return prior
 
 
-def export_weights(run_dir: Path, weights_dir: Path = WEIGHTS_DIR) -> None:
-    """Assemble every shipped file from `run_dir` and replace `weights_dir` with it."""
+def export_weights(run_dir: Path, weights_dir: Path = WEIGHTS_DIR, use_ema: bool = True) -> None:
+    """Assemble every shipped file from `run_dir` and replace `weights_dir` with it.
+
+    The shipped prior is the EMA of the weights; `use_ema=False` exports the raw weights, which
+    are the better choice early in training while the EMA still remembers the initialisation.
+    """
     weights_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=weights_dir.parent, prefix=".weights.") as tmp:
         out = Path(tmp) / "weights"
         out.mkdir()
         with torch.no_grad():
-            _write_model(run_dir, out)
+            _write_model(run_dir, out, use_ema)
         shutil.copyfile(_require(run_dir / "classifier.safetensors", "attribute classifier"), out / "classifier.safetensors")
         shutil.copyfile(_require(run_dir / "shape_prior.safetensors", "3D shape prior"), out / "shape_prior.safetensors")
         old = Path(tmp) / "old"
