@@ -61,8 +61,6 @@ def run(args: argparse.Namespace) -> None:
     else:
         if args.out is None:
             raise UserError("say where to write the results with --out DIR")
-        if args.prompt is None:
-            raise UserError("the prompt is missing; pass --prompt \"a red striped cube\"")
         config = build_config(args.config, flag_updates(args), args.overrides)
         out_dir = args.out
     result = generate(config, out_dir, resume=args.resume is not None, progress=not args.quiet)
