@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/tv3dg generate --prompt "a red striped cube" --out outputs/demo
+	$(VENV)/bin/tv3dg generate --prompt "a red striped cube" --out outputs/demo --overwrite
 
 test: setup
 	$(PY) -m pytest -q

@@ -57,6 +57,14 @@ def test_generation_writes_every_output(world, tmp_path):
     assert metrics["mesh"] == "ok" and np.isfinite(metrics["losses"]["loss"])
 
 
+def test_a_folder_with_a_run_is_not_overwritten_by_accident(world, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _cli(world, out) == 0
+    assert _cli(world, out) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert _cli(world, out, "--overwrite") == 0
+
+
 def test_sgc_switched_off_costs_no_reference_samples(world, tmp_path):
     result = generate(config_for(world, "sgc.enabled=false"), tmp_path / "run", progress=False)
     assert not any(key.startswith("sgc_") for key in result.metrics["losses"])

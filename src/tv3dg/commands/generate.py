@@ -27,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, help="random seed")
     parser.add_argument("--out", type=Path, help="output folder")
     parser.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR (its config.yaml, then overrides)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a finished or unfinished run already in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     parser.set_defaults(func=run)
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> None:
             raise UserError("say where to write the results with --out DIR")
         config = build_config(args.config, flag_updates(args), args.overrides)
         out_dir = args.out
-    result = generate(config, out_dir, resume=args.resume is not None, progress=not args.quiet)
+    result = generate(config, out_dir, resume=args.resume is not None, progress=not args.quiet, overwrite=args.overwrite)
     state = f"interrupted; continue with --resume {out_dir}" if result.interrupted else "done"
     print(f"{state}: {result.metrics['steps']} steps in {result.metrics['time_s']:.1f} s -> {out_dir}")
     attributes = result.metrics.get("attributes")

@@ -84,12 +84,14 @@ def peak_memory_mb() -> dict[str, float]:
 class Generation:
     """One run's live state; `run()` goes from the current step to `config.steps`."""
 
-    def __init__(self, config: GenerateConfig, out_dir: Path, resume: bool, progress: bool = True) -> None:
+    def __init__(
+        self, config: GenerateConfig, out_dir: Path, resume: bool, progress: bool = True, overwrite: bool = False
+    ) -> None:
         self.config = config
         self.out_dir = out_dir
         self.progress = progress
-        if not resume and (out_dir / CHECKPOINT_NAME).exists():
-            raise UserError(f"'{out_dir}' already holds a run; pass --resume {out_dir} or choose another --out")
+        if not resume and not overwrite and (out_dir / CHECKPOINT_NAME).exists():
+            raise UserError(f"'{out_dir}' already holds a run; pass --resume {out_dir}, --overwrite, or another --out")
         # Validate the image before loading the (possibly large) prior.
         image = to_image_batch(read_visual_prompt(config.image)) if config.image and not resume else None
         self.prior = DiffusersPrior(config.prior)
@@ -257,7 +259,10 @@ class Generation:
 
 def generate(
     config: GenerateConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
-    on_step: StepCallback | None = None,
+    on_step: StepCallback | None = None, overwrite: bool = False,
 ) -> GenerationResult:
-    """Run (or resume) a generation into `out_dir`; see `GenerateConfig` for every option."""
-    return Generation(config, Path(out_dir), resume, progress).run(on_step)
+    """Run (or resume) a generation into `out_dir`; see `GenerateConfig` for every option.
+
+    A folder that already holds a run is refused unless `resume` (continue it) or `overwrite`.
+    """
+    return Generation(config, Path(out_dir), resume, progress, overwrite).run(on_step)
