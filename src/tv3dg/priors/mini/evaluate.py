@@ -5,8 +5,9 @@
 - image: text names only a shape, the visual prompt shows a different shape with some colour and
   pattern; the rates at which the sample takes colour / pattern from the image and shape from the text;
 - camera: each text sample is compared (pixel MSE) with world renders of the captioned object at
-  the requested camera and at 11 other cameras (4 azimuths x 3 elevations); the requested one
-  should be the nearest (chance 1/12; azimuth alone 1/4, elevation alone 1/3);
+  the requested camera and at 11 others (azimuth +45/90/135 deg, 3 elevations); the requested one
+  should be the nearest (chance 1/12; azimuth alone 1/4, elevation alone 1/3). The same check on
+  true renders of the object at the requested angles gives the ceiling the check allows;
 - shape prior: distance of its points to the true surface and of the surface to its points.
 Sampling goes through `DiffusersPrior.sample`, the same code path the 3D pipeline uses.
 """
@@ -25,12 +26,12 @@ from tv3dg.priors.diffusers_prior import DiffusersPrior
 from tv3dg.priors.mini.captions import caption
 from tv3dg.priors.mini.classifier import AttributeClassifier, load_classifier
 from tv3dg.priors.mini.shape_prior import load_shape_prior, surface_points
-from tv3dg.priors.mini.world import SHAPES, WorldObject, random_cameras, random_objects, render_objects, shape_sdf
+from tv3dg.priors.mini.world import SHAPES, WORLD_ORBIT, WorldObject, random_cameras, random_objects, render_objects, shape_sdf
 from tv3dg.render.cameras import orbit_cameras
 
 EVAL_SEED = 20_261_125  # never used by training
 CHECK_ELEVATIONS = (0.0, 25.0, 50.0)
-CHECK_AZIMUTH_OFFSETS = (0.0, 90.0, 180.0, 270.0)
+CHECK_AZIMUTH_OFFSETS = (0.0, 45.0, 90.0, 135.0)
 CHECK_RADIUS, CHECK_FOV = 3.25, 40.0
 
 
@@ -57,19 +58,33 @@ def _grid_cameras(generator: torch.Generator, views: int):
     return orbit_cameras(elevation, azimuth, CHECK_RADIUS, CHECK_FOV, 32)
 
 
-def camera_matches(sample: torch.Tensor, obj: WorldObject, elevation: float, azimuth: float) -> tuple[bool, bool, bool]:
-    """(camera, azimuth, elevation) of the nearest candidate render equal the requested ones?"""
+def candidate_views(obj: WorldObject, elevation: float, azimuth: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """World renders of `obj` at the 12 check cameras around the requested angles, and their
+    elevations; the first of every group of len(CHECK_AZIMUTH_OFFSETS) has the requested azimuth."""
     elevs = torch.tensor([e for e in CHECK_ELEVATIONS for _ in CHECK_AZIMUTH_OFFSETS])
     azims = torch.tensor([azimuth + a for _ in CHECK_ELEVATIONS for a in CHECK_AZIMUTH_OFFSETS])
-    candidates = render_objects([obj] * len(elevs), orbit_cameras(elevs, azims, CHECK_RADIUS, CHECK_FOV, 32)).rgb
-    best = int(((candidates - sample.unsqueeze(0)) ** 2).flatten(1).mean(1).argmin())
+    return render_objects([obj] * len(elevs), orbit_cameras(elevs, azims, CHECK_RADIUS, CHECK_FOV, 32)).rgb, elevs
+
+
+def camera_matches(image: torch.Tensor, candidates: torch.Tensor, elevations: torch.Tensor, elevation: float) -> tuple[bool, bool, bool]:
+    """(camera, azimuth, elevation) of the candidate nearest to `image` equal the requested ones?"""
+    best = int(((candidates - image.unsqueeze(0)) ** 2).flatten(1).mean(1).argmin())
     azimuth_ok = best % len(CHECK_AZIMUTH_OFFSETS) == 0
-    elevation_ok = float(elevs[best]) == elevation
+    elevation_ok = float(elevations[best]) == elevation
     return azimuth_ok and elevation_ok, azimuth_ok, elevation_ok
 
 
+def _uniform(bounds: tuple[float, float], n: int, generator: torch.Generator) -> torch.Tensor:
+    return bounds[0] + (bounds[1] - bounds[0]) * torch.rand(n, generator=generator)
+
+
 def text_conditioned(prior: DiffusersPrior, classifier: AttributeClassifier, config: EvalConfig, generator: torch.Generator):
-    hits = {"shape": [], "colour": [], "pattern": [], "camera": [], "azimuth": [], "elevation": []}
+    """Attribute rates of text samples, and the camera check on them and on true renders.
+
+    The true renders (the check's ceiling) show the captioned object at the requested angles but
+    at a random training radius and field of view, which the prior is not conditioned on."""
+    hits: dict[str, list] = {k: [] for k in ("shape", "colour", "pattern", "camera", "azimuth", "elevation")}
+    ceiling: dict[str, list] = {k: [] for k in ("camera", "azimuth", "elevation")}
     sheet = []
     for obj in random_objects(config.prompts, generator):
         cameras = _grid_cameras(generator, config.views)
@@ -77,12 +92,22 @@ def text_conditioned(prior: DiffusersPrior, classifier: AttributeClassifier, con
         predicted = classifier.classify(samples)
         for name, truth in zip(("shape", "colour", "pattern"), (obj.shape, obj.colour, obj.pattern)):
             hits[name] += (predicted[name] == truth).tolist()
-        for sample, e, a in zip(samples, cameras.elevation_deg.tolist(), cameras.azimuth_deg.tolist()):
-            for key, ok in zip(("camera", "azimuth", "elevation"), camera_matches(sample, obj, e, a)):
+        n = len(cameras)
+        true_cameras = orbit_cameras(
+            cameras.elevation_deg, cameras.azimuth_deg, _uniform(WORLD_ORBIT.radius, n, generator), _uniform(WORLD_ORBIT.fov_deg, n, generator), 32
+        )
+        truths = render_objects([obj] * n, true_cameras).rgb
+        for sample, truth, e, a in zip(samples, truths, cameras.elevation_deg.tolist(), cameras.azimuth_deg.tolist()):
+            candidates, elevations = candidate_views(obj, e, a)
+            for key, ok in zip(("camera", "azimuth", "elevation"), camera_matches(sample, candidates, elevations, e)):
                 hits[key].append(ok)
+            for key, ok in zip(("camera", "azimuth", "elevation"), camera_matches(truth, candidates, elevations, e)):
+                ceiling[key].append(ok)
         if len(sheet) < 8:
-            sheet.append(torch.cat([render_objects([obj] * len(cameras), cameras).rgb, samples]))
-    return {k: float(np.mean(v)) for k, v in hits.items()}, sheet
+            sheet.append(torch.cat([truths, samples]))
+    scores = {k: float(np.mean(v)) for k, v in hits.items()}
+    scores.update({f"{k}_true_renders": float(np.mean(v)) for k, v in ceiling.items()})
+    return scores, sheet
 
 
 def image_prompted(prior: DiffusersPrior, classifier: AttributeClassifier, config: EvalConfig, generator: torch.Generator):
