@@ -62,15 +62,16 @@ def run_train(args: argparse.Namespace) -> None:
     run_dir = Path(args.run_dir)
     stages = tuple(args.stages) if args.stages else STAGES
     if train(run_dir, config, args.max_minutes, stages) and stages == STAGES and not args.no_export:
-        export_weights(run_dir)
-        print("exported the mini weights into the package")
+        error = export_weights(run_dir)
+        print(f"exported the mini weights into the package (reload error {error:.2e})")
 
 
 def run_export(args: argparse.Namespace) -> None:
     from tv3dg.priors.mini.export import export_weights
     from tv3dg.priors.mini.paths import WEIGHTS_DIR
 
-    export_weights(Path(args.run_dir), Path(args.out) if args.out else WEIGHTS_DIR, use_ema=not args.raw_weights)
+    error = export_weights(Path(args.run_dir), Path(args.out) if args.out else WEIGHTS_DIR, use_ema=not args.raw_weights)
+    print(f"exported; reloaded weights match the trained model to {error:.2e} (max |noise difference|)")
 
 
 def run_eval(args: argparse.Namespace) -> None:

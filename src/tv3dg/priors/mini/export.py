@@ -18,12 +18,22 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tv3dg.errors import UserError
-from tv3dg.priors.mini.architecture import build_image_processor, build_sample_scheduler, build_unet, build_vae
+from diffusers import UNet2DConditionModel
+from transformers import CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
+
+from tv3dg.priors.camera_conditioning import camera_features
+from tv3dg.priors.mini.architecture import build_image_processor, build_sample_scheduler, build_unet, build_vae, image_encoder_input
 from tv3dg.priors.mini.checkpoint import load_training_state
-from tv3dg.priors.mini.ip_adapter import extract_ip_adapter_state, unet_without_ip_adapter
+from tv3dg.priors.mini.ip_adapter import extract_ip_adapter_state, split_ip_adapter_state, unet_without_ip_adapter
 from tv3dg.priors.mini.paths import WEIGHTS_DIR
 from tv3dg.priors.mini.tokenizer import save_tokenizer
 from tv3dg.priors.mini.training import PriorModules
+from tv3dg.priors.mini.world import WorldObject, render_objects
+from tv3dg.render.cameras import orbit_cameras
+
+EXPORT_TOLERANCE = 2e-2
+"""Max |difference| of noise predictions (unit scale) between the trained and the reloaded model;
+the float16 storage of the UNet accounts for it."""
 
 MODEL_INDEX = {
     "_class_name": "StableDiffusionPipeline",
@@ -71,24 +81,54 @@ def _write_model(run_dir: Path, out: Path, use_ema: bool) -> PriorModules:
     return prior
 
 
-def export_weights(run_dir: Path, weights_dir: Path = WEIGHTS_DIR, use_ema: bool = True) -> None:
+def _noise_prediction(unet, text_encoder, tokenizer, image_encoder) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(0)
+    image = render_objects([WorldObject(1, 0, 1)], orbit_cameras(20.0, 30.0, 3.2, 40.0, 32)).rgb
+    tokens = tokenizer(["a red striped cube", "a cube"], padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt")
+    embeds = image_encoder(pixel_values=image_encoder_input(image)).image_embeds
+    embeds = torch.cat([embeds, torch.zeros_like(embeds)]).unsqueeze(1)
+    latents = torch.randn(2, 4, 8, 8, generator=generator)
+    labels = camera_features(torch.tensor([20.0, 0.0]), torch.tensor([30.0, 90.0]))
+    return unet(latents, torch.tensor([300, 700]), encoder_hidden_states=text_encoder(tokens.input_ids).last_hidden_state,
+                class_labels=labels, added_cond_kwargs={"image_embeds": [embeds]}).sample
+
+
+def verify_export(prior: PriorModules, weights_dir: Path) -> float:
+    """Reload the written files with diffusers/transformers as a user would (IP-Adapter attached
+    by diffusers' own loader) and check they predict what the trained model predicts."""
+    unet = UNet2DConditionModel.from_pretrained(weights_dir / "model" / "unet")
+    unet._load_ip_adapter_weights([split_ip_adapter_state(load_file(str(weights_dir / "ip_adapter" / "ip-adapter_mini.safetensors")))])
+    text_encoder = CLIPTextModel.from_pretrained(weights_dir / "model" / "text_encoder")
+    image_encoder = CLIPVisionModelWithProjection.from_pretrained(weights_dir / "ip_adapter" / "image_encoder")
+    tokenizer = CLIPTokenizer.from_pretrained(weights_dir / "model" / "tokenizer")
+    reloaded = _noise_prediction(unet.eval(), text_encoder.eval(), tokenizer, image_encoder.eval())
+    trained = _noise_prediction(prior.unet.eval(), prior.text_encoder.eval(), tokenizer, prior.image_encoder.eval())
+    error = float((reloaded - trained).abs().max())
+    if error > EXPORT_TOLERANCE:
+        raise RuntimeError(f"exported weights predict differently from the trained model (max error {error:.4f})")
+    return error
+
+
+def export_weights(run_dir: Path, weights_dir: Path = WEIGHTS_DIR, use_ema: bool = True) -> float:
     """Assemble every shipped file from `run_dir` and replace `weights_dir` with it.
 
     The shipped prior is the EMA of the weights; `use_ema=False` exports the raw weights, which
     are the better choice early in training while the EMA still remembers the initialisation.
+    Returns the reload error of `verify_export`.
     """
     weights_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=weights_dir.parent, prefix=".weights.") as tmp:
         out = Path(tmp) / "weights"
         out.mkdir()
         with torch.no_grad():
-            _write_model(run_dir, out, use_ema)
+            error = verify_export(_write_model(run_dir, out, use_ema), out)
         shutil.copyfile(_require(run_dir / "classifier.safetensors", "attribute classifier"), out / "classifier.safetensors")
         shutil.copyfile(_require(run_dir / "shape_prior.safetensors", "3D shape prior"), out / "shape_prior.safetensors")
         old = Path(tmp) / "old"
         if weights_dir.exists():
             weights_dir.rename(old)
         out.rename(weights_dir)
+    return error
 
 
 def weight_sizes(weights_dir: Path = WEIGHTS_DIR) -> dict[str, int]:
