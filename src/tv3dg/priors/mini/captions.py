@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import re
 
-import torch
+from tv3dg.priors.mini.world import COLOUR_NAMES, SHAPES, WorldObject
 
-from tv3dg.priors.mini.world import COLOUR_NAMES, PATTERNS, SHAPES, WorldObject
-
-PATTERN_WORDS = {"plain": "plain", "striped": "striped", "checkered": "checkered"}
 PATTERN_SYNONYMS = {"plain": 0, "striped": 1, "stripes": 1, "stripy": 1, "checkered": 2, "checker": 2, "chequered": 2}
 FULL_TEMPLATES = (
     "a {colour} {pattern} {shape}",
@@ -27,14 +24,7 @@ def caption(obj: WorldObject, template: int = 0, with_appearance: bool = True) -
     if not with_appearance:
         return SHAPE_ONLY_TEMPLATES[template % len(SHAPE_ONLY_TEMPLATES)].format(shape=shape)
     text = FULL_TEMPLATES[template % len(FULL_TEMPLATES)]
-    return text.format(colour=colour, pattern=PATTERN_WORDS[pattern], shape=shape)
-
-
-def random_captions(objects: list[WorldObject], generator: torch.Generator | None = None, shape_only_prob: float = 0.0) -> list[str]:
-    """One templated caption per object; with probability `shape_only_prob` the shape only."""
-    templates = torch.randint(1000, (len(objects),), generator=generator).tolist()
-    shape_only = (torch.rand(len(objects), generator=generator) < shape_only_prob).tolist()
-    return [caption(o, t, not s) for o, t, s in zip(objects, templates, shape_only)]
+    return text.format(colour=colour, pattern=pattern, shape=shape)
 
 
 def vocabulary() -> list[str]:
@@ -53,5 +43,3 @@ def parse_caption(text: str) -> tuple[int | None, int | None, int | None]:
     pattern = next((PATTERN_SYNONYMS[w] for w in words if w in PATTERN_SYNONYMS), None)
     return shape, colour, pattern
 
-
-__all__ = ["caption", "random_captions", "parse_caption", "vocabulary", "PATTERNS"]

@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from tv3dg.atomic import atomic_path
-from tv3dg.priors.mini.world import COLOUR_NAMES, PATTERNS, SHAPES, WorldObject, random_cameras, random_objects, render_objects
+from tv3dg.priors.mini.world import COLOUR_NAMES, PATTERNS, WorldObject, random_cameras, random_objects, render_objects
 
 
 @dataclass
@@ -86,5 +86,3 @@ class AppearancePartners:
             partners[i] = candidates[torch.randint(len(candidates), (1,), generator=generator)]
         return partners
 
-
-__all__ = ["RenderPool", "render_pool", "save_pool", "load_pool", "AppearancePartners", "SHAPES"]

@@ -26,11 +26,11 @@ from tv3dg.priors.mini.architecture import IMAGE_SIZE, build_image_encoder, imag
 from tv3dg.priors.mini.captions import caption
 from tv3dg.priors.mini.checkpoint import load_training_state, save_training_state
 from tv3dg.priors.mini.classifier import AttributeClassifier, augment, save_classifier
-from tv3dg.priors.mini.data import AppearancePartners, RenderPool, load_pool, render_pool, save_pool
+from tv3dg.priors.mini.data import AppearancePartners, load_pool, render_pool, save_pool
 from tv3dg.priors.mini.ip_adapter import attach_ip_adapter, initial_ip_adapter_state
 from tv3dg.priors.mini.shape_prior import TRAIN_POINTS, ShapePrior, chamfer, sphere_seeds, save_shape_prior, surface_points, target_albedo
 from tv3dg.priors.mini.tokenizer import MAX_LENGTH, save_tokenizer
-from tv3dg.priors.mini.world import COLOUR_NAMES, PATTERNS, SHAPES, random_cameras, random_objects, render_objects
+from tv3dg.priors.mini.world import COLOUR_NAMES, PATTERNS, SHAPES
 
 STAGES = ("pool", "vae", "classifier", "shape_prior", "prior")
 
@@ -41,7 +41,7 @@ class MiniTrainConfig:
 
     seed: int = 0
     pool_size: int = 32768
-    vae_steps: int = 1000
+    vae_steps: int = 2000
     vae_batch: int = 32
     vae_lr: float = 1e-3
     vae_kl_weight: float = 1e-5
@@ -143,6 +143,9 @@ def stage_vae(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bool
     optimizer = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr)
 
     def train_step(step: int, generator: torch.Generator) -> float:
+        half = config.vae_steps // 2  # constant rate, then a cosine decay over the second half
+        for group in optimizer.param_groups:
+            group["lr"] = config.vae_lr if step < half else cosine_lr(config.vae_lr, step - half, config.vae_steps - half, warmup=0)
         x = pool.float_images(torch.randint(len(pool), (config.vae_batch,), generator=generator)) * 2 - 1
         posterior = vae.encode(x).latent_dist
         z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
