@@ -126,6 +126,8 @@ def _cli(world: TinyWorld, out: Path, *extra: str) -> int:
         (lambda d: ["--image", _write(d / "corrupt.png", b"\x89PNG\r\n\x1a\n garbage")], "could not be read"),
         (lambda d: ["--image", _save(d / "deep.png", Image.fromarray(np.zeros((32, 32), np.uint16)))], "8 bits"),
         (lambda d: ["camera.resolutoin=32"], "unknown config key 'camera.resolutoin'"),
+        (lambda d: ["--image", _save(d / "red.png", Image.new("RGB", (32, 32), (200, 0, 0))), "prior.ip_adapter=null"],
+         "needs an IP-Adapter"),
         (lambda d: ["--model", str(d / "no-such-model")], "is neither a folder"),
     ],
 )

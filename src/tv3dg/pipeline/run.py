@@ -107,6 +107,8 @@ class Generation:
     def _start(self, image: Tensor | None) -> None:
         config = self.config
         if image is not None:
+            if not self.prior.has_image_prompt:
+                raise UserError("--image needs an IP-Adapter; set prior.ip_adapter (e.g. --ip-adapter ip-adapter_sd15.safetensors)")
             self.visual_prompt = image
             self.visual_source = str(config.image)
         elif self.prior.has_image_prompt:
@@ -122,7 +124,7 @@ class Generation:
         if config.sgc.enabled:
             cameras = self._reference_cameras()
             self.reference_images = sample_reference_images(
-                self.prior, config.prompt, self._prompt_image(), cameras, config.sgc, self.generator
+                self.prior, config.prompt, self.visual_prompt, cameras, config.sgc, self.generator
             )
 
     def _resume(self) -> None:
@@ -145,10 +147,6 @@ class Generation:
             return None
         return Calibration(self.prior, self.config.sgc, self.reference_images.to(self.prior.device), self._reference_cameras())
 
-    def _prompt_image(self) -> Tensor | None:
-        """The visual prompt as the prior takes it (None when the prior has no IP-Adapter)."""
-        return self.visual_prompt if self.prior.has_image_prompt else None
-
     # ----- the loop -------------------------------------------------------------------------
     def train_step(self, step: int) -> dict[str, float]:
         config = self.config
@@ -157,7 +155,7 @@ class Generation:
         background = background_color(config.camera.background, self.generator).to(self.prior.device)
         render = rasterize(self.gaussians, cameras, background)
         latents = self.prior.encode_images(render.rgb.permute(0, 3, 1, 2))
-        conditions = self.prior.prepare_conditions(config.prompt, self._prompt_image(), cameras)
+        conditions = self.prior.prepare_conditions(config.prompt, self.visual_prompt, cameras)
         grad, logs = compute_distillation(self.prior, latents, conditions, step, config.distill, self.generator)
         loss = schedule_value(config.loss_weight, step) * distillation_loss(latents, grad)
         logs["distill"] = float(loss.detach())
