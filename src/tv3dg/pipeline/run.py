@@ -7,6 +7,7 @@ densification, checkpoints and exporters live in their own modules.
 
 from __future__ import annotations
 
+import math
 import resource
 import time
 from dataclasses import dataclass
@@ -181,6 +182,9 @@ class Generation:
             return logs
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if config.gaussians.min_scale > 0:
+            with torch.no_grad():
+                self.gaussians.log_scales.clamp_(min=math.log(config.gaussians.min_scale))
         report = self.densify.step_post_backward(self.gaussians, self.optimizer, render, step)
         interval = config.gaussians.sh_degree_interval
         if interval > 0 and (step + 1) % interval == 0:
