@@ -65,6 +65,12 @@ def test_a_folder_with_a_run_is_not_overwritten_by_accident(world, tmp_path, cap
     assert _cli(world, out, "--overwrite") == 0
 
 
+def test_scales_stay_within_the_configured_bounds(world, tmp_path):
+    generate(config_for(world, "gaussians.min_scale=0.05", "gaussians.max_scale=0.08"), tmp_path / "run", progress=False)
+    scales = load_ply(tmp_path / "run" / "asset.ply").scales
+    assert scales.min() >= 0.05 * (1 - 1e-5) and scales.max() <= 0.08 * (1 + 1e-5)
+
+
 def test_sgc_switched_off_costs_no_reference_samples(world, tmp_path):
     result = generate(config_for(world, "sgc.enabled=false"), tmp_path / "run", progress=False)
     assert not any(key.startswith("sgc_") for key in result.metrics["losses"])

@@ -41,8 +41,10 @@ class CameraConfig:
 class GaussianConfig:
     sh_degree: int = 0
     sh_degree_interval: int = 0  # raise the active SH degree every N steps (0: start at sh_degree)
-    min_scale: float = 0.0  # world-space floor on every Gaussian's scale (0: none); about a render pixel
-    # keeps the prior, which sees low-resolution renders, from growing sub-pixel speckle
+    # World-space bounds on every Gaussian's scale (0: none). A floor of about one render pixel keeps a
+    # low-resolution prior from growing sub-pixel speckle; a ceiling stops needle-like spikes.
+    min_scale: float = 0.0
+    max_scale: float = 0.0
     optim: OptimConfig = field(default_factory=OptimConfig)
     densify: DensifyConfig = field(default_factory=DensifyConfig)
 

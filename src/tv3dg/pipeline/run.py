@@ -182,15 +182,21 @@ class Generation:
             return logs
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        if config.gaussians.min_scale > 0:
-            with torch.no_grad():
-                self.gaussians.log_scales.clamp_(min=math.log(config.gaussians.min_scale))
+        self._bound_scales()
         report = self.densify.step_post_backward(self.gaussians, self.optimizer, render, step)
         interval = config.gaussians.sh_degree_interval
         if interval > 0 and (step + 1) % interval == 0:
             self.gaussians.increase_sh_degree()
         logs["num_gaussians"] = float(report.num_points)
         return logs
+
+    def _bound_scales(self) -> None:
+        """Project the scales back into [min_scale, max_scale] after the optimiser step."""
+        low, high = self.config.gaussians.min_scale, self.config.gaussians.max_scale
+        with torch.no_grad():
+            self.gaussians.log_scales.clamp_(
+                min=math.log(low) if low > 0 else None, max=math.log(high) if high > 0 else None
+            )
 
     def _gradients_finite(self, loss: Tensor) -> bool:
         if not bool(torch.isfinite(loss)):
