@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="config overrides for every run, e.g. steps=300")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="tv3dg-quality-")) if args.keep is None else args.keep
+    root.mkdir(parents=True, exist_ok=True)
     images = {case: world_image(*case[1], root / f"{'_'.join(case[1])}.png") for case in STYLE_CASES}
     rows = []
     for loss in args.losses:
