@@ -10,12 +10,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from tv3dg.atomic import atomic_path
-from tv3dg.errors import UserError
 from tv3dg.priors.mini.architecture import IMAGE_SIZE
+from tv3dg.priors.mini.module_io import load_module, save_module
 from tv3dg.priors.mini.paths import MINI_CLASSIFIER
 from tv3dg.priors.mini.world import COLOUR_NAMES, PATTERNS, SHAPES
 
@@ -52,17 +50,11 @@ class AttributeClassifier(nn.Module):
 
 
 def save_classifier(model: AttributeClassifier, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    save_module(model, path)
 
 
 def load_classifier(path: Path | str = MINI_CLASSIFIER) -> AttributeClassifier:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"attribute classifier weights '{path}' are missing; run `tv3dg mini train` to build them")
-    model = AttributeClassifier()
-    model.load_state_dict(load_file(str(path)), strict=True)
-    return model.eval()
+    return load_module(AttributeClassifier(), path, "attribute classifier")
 
 
 def classify(images: Tensor, model: AttributeClassifier | None = None) -> dict[str, list[str]]:

@@ -11,12 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from tv3dg.atomic import atomic_path
-from tv3dg.errors import UserError
 from tv3dg.priors.mini.captions import parse_caption
+from tv3dg.priors.mini.module_io import load_module, save_module
 from tv3dg.priors.mini.paths import MINI_SHAPE_PRIOR
 from tv3dg.priors.mini.world import BOUND_RADIUS, COLOUR_NAMES, PATTERNS, SHAPES, shape_sdf, surface_albedo
 
@@ -83,17 +81,11 @@ def chamfer(a: Tensor, b: Tensor) -> Tensor:
 
 
 def save_shape_prior(model: ShapePrior, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    save_module(model, path)
 
 
 def load_shape_prior(path: Path | str = MINI_SHAPE_PRIOR) -> ShapePrior:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"mini shape prior weights '{path}' are missing; run `tv3dg mini train` to build them")
-    model = ShapePrior()
-    model.load_state_dict(load_file(str(path)), strict=True)
-    return model.eval()
+    return load_module(ShapePrior(), path, "mini shape prior")
 
 
 def target_albedo(colour: Tensor, pattern: Tensor, points: Tensor) -> Tensor:
