@@ -97,6 +97,7 @@ class DiffusersPrior(DiffusionPrior):
         )
         self.counter = UNetCounter()
         self._text_cache: dict[str, Tensor] = {}
+        self._image_cache: tuple[object, int, Tensor] | None = None  # (visual prompt, its version, embeds)
         self._place_modules()
 
     def _place_modules(self) -> None:
@@ -159,8 +160,7 @@ class DiffusersPrior(DiffusionPrior):
         if visual_prompt is not None:
             if not self.has_image_prompt:
                 raise UserError("a visual prompt needs an IP-Adapter; pass --ip-adapter PATH (e.g. ip-adapter_sd15.safetensors)")
-            with torch.no_grad():
-                embeds = self.image_features(to_image_batch(visual_prompt))
+            embeds = self._visual_prompt_embeds(visual_prompt)
             image_embeds = embeds.to(self.dtype).unsqueeze(0).expand(rows, -1, -1)
         class_labels = None
         if self.camera_conditioned:
@@ -177,6 +177,18 @@ class DiffusersPrior(DiffusionPrior):
             class_labels=class_labels,
             prompts=prompts,
         )
+
+    def _visual_prompt_embeds(self, visual_prompt: VisualPrompt) -> Tensor:
+        """Image-encoder embeddings of the visual prompt, computed once while the same object is passed
+        again (the 3D loop conditions every step on one prompt); an in-place edit invalidates it."""
+        version = visual_prompt._version if isinstance(visual_prompt, Tensor) else 0
+        cached = self._image_cache
+        if cached is not None and cached[0] is visual_prompt and cached[1] == version:
+            return cached[2]
+        with torch.no_grad():
+            embeds = self.image_features(to_image_batch(visual_prompt))
+        self._image_cache = (visual_prompt, version, embeds)
+        return embeds
 
     # ----- the UNet -----------------------------------------------------------------------
     def _branch_inputs(self, conditions: Conditions, branch: str) -> tuple[Tensor, Tensor | None]:
