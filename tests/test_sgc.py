@@ -15,6 +15,16 @@ def test_foreground_mask_is_zero_on_white_and_one_on_the_object():
     assert mask.sum() == 4
 
 
+def test_foreground_mask_ignores_the_background_noise_floor():
+    images = torch.ones(1, 3, 4, 4) - 0.02  # a faint off-white, as sampled references have
+    images[0, :, 1:3, 1:3] = 0.5
+    mask = foreground_mask(images, threshold=0.1, tolerance=0.03)
+    assert mask[0, 0, 0, 0] == 0 and mask[0, 0, 1, 1] == 1
+    assert foreground_mask(images, threshold=0.1)[0, 0, 0, 0] == pytest.approx(0.2)
+    with pytest.raises(UserError, match="background_tolerance"):
+        foreground_mask(images, threshold=0.1, tolerance=0.2)
+
+
 def test_depth_term_ignores_scale_and_shift_but_not_shape():
     gen = torch.Generator().manual_seed(0)
     depth = torch.rand(2, 1, 8, 8, generator=gen)

@@ -44,6 +44,7 @@ class SGCConfig:
     reward: str | None = None  # "module:function", images [B,3,H,W] -> reward [B]
     reward_weight: Schedule = 0.0
     foreground_threshold: float = 0.1  # distance from the white background that counts as object
+    background_tolerance: float = 0.03  # distance from white still counted as background (sampling noise)
 
 
 def load_plugin(spec: str) -> Callable[[Tensor], Tensor]:
@@ -57,10 +58,16 @@ def load_plugin(spec: str) -> Callable[[Tensor], Tensor]:
         raise UserError(f"cannot load plug-in '{spec}' ({err}); check that the module is importable") from None
 
 
-def foreground_mask(images: Tensor, threshold: float) -> Tensor:
-    """Soft mask [B,1,H,W]: 0 on the white background, 1 once a pixel is `threshold` away from white."""
+def foreground_mask(images: Tensor, threshold: float, tolerance: float = 0.0) -> Tensor:
+    """Soft mask [B,1,H,W]: 0 up to `tolerance` away from white, 1 from `threshold` away.
+
+    Sampled references have a faint noise floor on their white background; without the
+    tolerance it becomes a target alpha of 0.1-0.3 over the whole background, which BCE
+    answers with a haze of faint floaters."""
+    if not 0.0 <= tolerance < threshold:
+        raise UserError(f"sgc.background_tolerance ({tolerance}) must be at least 0 and below sgc.foreground_threshold ({threshold})")
     distance = (1.0 - images).amax(dim=1, keepdim=True)
-    return (distance / threshold).clamp(0.0, 1.0)
+    return ((distance - tolerance) / (threshold - tolerance)).clamp(0.0, 1.0)
 
 
 def reference_cameras(config: SGCConfig, resolution: int, radius: float, fov_deg: float, device: torch.device) -> Cameras:
@@ -97,7 +104,7 @@ class Calibration:
         self.config = config
         self.images = images
         self.cameras = cameras
-        self.masks = foreground_mask(images, config.foreground_threshold)
+        self.masks = foreground_mask(images, config.foreground_threshold, config.background_tolerance)
         self.reward = load_plugin(config.reward) if config.reward else None
         with torch.no_grad():
             self.features = prior.image_features(images)
