@@ -1,4 +1,5 @@
-"""Mini-prior training machinery: IP-Adapter layout round trip, resumable stages, partner pairs."""
+"""Mini-prior training machinery: IP-Adapter layout round trip, resumable stages, partner pairs,
+the appearance supervision of the image embedding."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from tv3dg.priors.mini.architecture import build_unet
+from tv3dg.priors.mini.architecture import build_unet, image_encoder_input
 from tv3dg.priors.mini.data import AppearancePartners, render_pool, save_pool
 from tv3dg.priors.mini.ip_adapter import (
     attach_ip_adapter, extract_ip_adapter_state, initial_ip_adapter_state, split_ip_adapter_state, unet_without_ip_adapter,
 )
-from tv3dg.priors.mini.training import MiniTrainConfig, StageClock, stage_vae
+from tv3dg.priors.mini.tokenizer import save_tokenizer
+from tv3dg.priors.mini.training import MiniTrainConfig, PriorModules, StageClock, stage_vae
 
 
 def _unet_output(unet, image_embeds: torch.Tensor) -> torch.Tensor:
@@ -99,3 +101,24 @@ def test_a_stage_resumed_in_chunks_equals_one_uninterrupted_run(tmp_path):
     assert straight.keys() == chunked.keys()
     for key in straight:
         assert torch.equal(straight[key], chunked[key]), key
+
+
+def test_appearance_loss_trains_the_image_encoder_to_name_colour_and_pattern(tmp_path):
+    """The auxiliary head must reach the image encoder (a detach would silently switch it off)
+    and be learnable: a few steps on a small pool lower it."""
+    torch.manual_seed(0)
+    model = PriorModules(save_tokenizer(tmp_path / "tokenizer"))
+    pool = render_pool(48, 32, seed=3)
+    images = image_encoder_input(pool.float_images(torch.arange(len(pool))))
+    colour, pattern = pool.attributes[:, 1], pool.attributes[:, 2]
+    params = list(model.image_encoder.parameters()) + list(model.appearance_head.parameters())
+    optimizer = torch.optim.Adam(params, lr=3e-3)
+    losses = []
+    for _ in range(30):
+        loss = model.appearance_loss(model.image_encoder(pixel_values=images).image_embeds, colour, pattern)
+        optimizer.zero_grad()
+        loss.backward()
+        assert model.image_encoder.vision_model.embeddings.patch_embedding.weight.grad.abs().sum() > 0
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]

@@ -17,12 +17,13 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 from safetensors.torch import load_file, save_file
 
 from tv3dg.atomic import atomic_path, write_text_atomic
 from tv3dg.errors import UserError
 from tv3dg.priors.camera_conditioning import camera_features
-from tv3dg.priors.mini.architecture import IMAGE_SIZE, build_image_encoder, image_encoder_input, build_text_encoder, build_train_scheduler, build_unet, build_vae
+from tv3dg.priors.mini.architecture import IMAGE_EMBED_DIM, IMAGE_SIZE, build_image_encoder, image_encoder_input, build_text_encoder, build_train_scheduler, build_unet, build_vae
 from tv3dg.priors.mini.captions import caption
 from tv3dg.priors.mini.checkpoint import load_training_state, save_training_state
 from tv3dg.priors.mini.classifier import AttributeClassifier, augment, save_classifier
@@ -52,7 +53,7 @@ class MiniTrainConfig:
     shape_prior_batch: int = 16
     shape_prior_lr: float = 1e-3
     shape_prior_unknown_prob: float = 0.15
-    prior_steps: int = 5000
+    prior_steps: int = 6000
     prior_batch: int = 64
     prior_lr: float = 5e-4
     prior_warmup: int = 200
@@ -60,7 +61,8 @@ class MiniTrainConfig:
     uncond_prob: float = 0.1
     shape_only_caption_prob: float = 0.45
     empty_caption_prob: float = 0.1
-    image_prompt_prob: float = 0.5
+    image_prompt_prob: float = 0.65
+    appearance_loss_weight: float = 0.1  # colour/pattern read off the image embedding (training only)
     same_shape_partner_prob: float = 0.2
     checkpoint_minutes: float = 3.0
     threads: int = 1  # on a shared 2-core machine one thread per process is far faster than two
@@ -234,6 +236,11 @@ class PriorModules(torch.nn.Module):
     The image projection's biases stay 0, so zero image embeddings (the "no image" condition)
     give zero image tokens and hence exactly no IP contribution: training without an image
     equals running the adapter at scale 0, as a text-only caller does.
+
+    `appearance_head` (not shipped) reads colour and pattern off the image embedding. The
+    diffusion loss alone left pattern weakly encoded (a linear probe read it 81% of the time
+    against 100% for colour); supervising it makes the image tokens carry the appearance, the
+    role CLIP's text-aligned embedding plays for a real IP-Adapter.
     """
 
     def __init__(self, tokenizer):
@@ -245,6 +252,12 @@ class PriorModules(torch.nn.Module):
         projection.norm.bias.requires_grad_(False)
         self.text_encoder = build_text_encoder(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id, MAX_LENGTH)
         self.image_encoder = build_image_encoder()
+        self.appearance_head = torch.nn.Linear(IMAGE_EMBED_DIM, len(COLOUR_NAMES) + len(PATTERNS))
+
+    def appearance_loss(self, image_embeds: Tensor, colour: Tensor, pattern: Tensor) -> Tensor:
+        logits = self.appearance_head(image_embeds)
+        colours = len(COLOUR_NAMES)
+        return F.cross_entropy(logits[:, :colours], colour) + F.cross_entropy(logits[:, colours:], pattern)
 
 
 def stage_prior(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bool:
@@ -281,13 +294,14 @@ def stage_prior(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bo
         tokens = tokenizer(captions, padding="max_length", max_length=MAX_LENGTH, truncation=True, return_tensors="pt").input_ids
         text = model.text_encoder(tokens).last_hidden_state
         image_embeds = model.image_encoder(pixel_values=image_encoder_input(pool.float_images(partner))).image_embeds
+        appearance = model.appearance_loss(image_embeds, pool.attributes[partner, 1], pool.attributes[partner, 2])
         image_embeds = image_embeds * with_image.float().unsqueeze(-1)
         noise = torch.randn(latents[index].shape, generator=generator)
         t = torch.randint(scheduler.config.num_train_timesteps, (b,), generator=generator)
         noisy = scheduler.add_noise(latents[index], noise, t)
         cameras = camera_features(pool.elevation_deg[index], pool.azimuth_deg[index])
         pred = model.unet(noisy, t, encoder_hidden_states=text, class_labels=cameras, added_cond_kwargs={"image_embeds": [image_embeds.unsqueeze(1)]}).sample
-        loss = F.mse_loss(pred, noise)
+        loss = F.mse_loss(pred, noise) + config.appearance_loss_weight * appearance
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
