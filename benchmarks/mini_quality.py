@@ -1,8 +1,8 @@
 """Quality of `tv3dg generate` on the bundled mini prior: 8-view attribute accuracy per loss.
 
 Text-only prompts are scored against the attributes they name; style cases (the text names a
-shape, the visual prompt shows a different object) are scored on shape-from-text and
-colour/pattern-from-image. Usage:
+shape, the visual prompt shows a different object) are scored on shape-from-text,
+colour/pattern-from-image, and both at once in the same view. Usage:
 
     python benchmarks/mini_quality.py --losses vpcsm csm sds --out benchmarks/results/mini_quality.json
 """
@@ -34,6 +34,9 @@ STYLE_CASES = (  # (text, (shape, colour, pattern) of the visual prompt's object
     ("a cube", ("sphere", "blue", "checkered")),
     ("a torus", ("cube", "yellow", "striped")),
     ("a cone", ("cylinder", "pink", "checkered")),
+    ("a cylinder", ("torus", "green", "striped")),
+    ("a sphere", ("pyramid", "orange", "checkered")),
+    ("a pyramid", ("cube", "purple", "plain")),
 )
 
 
@@ -57,7 +60,17 @@ def run_case(prompt: str, loss: str, out: Path, image: Path | None, overrides: l
     row = {"prompt": prompt, "loss": loss, "seconds": time.perf_counter() - started, "prompt_accuracy": attributes["prompt"]}
     if image is not None:
         row["image_accuracy"] = attributes["visual_prompt"]
+        row["style_accuracy"] = style_accuracy(attributes)
     return row
+
+
+def style_accuracy(attributes: dict) -> float:
+    """Share of views with the text's shape and the visual prompt's colour and pattern at once."""
+    predicted, text, image = attributes["predicted"], attributes["prompt_target"], attributes["visual_prompt_target"]
+    views = range(len(predicted["shape"]))
+    return sum(
+        predicted["shape"][v] == text["shape"] and all(predicted[k][v] == image[k] for k in ("colour", "pattern")) for v in views
+    ) / len(views)
 
 
 def mean(rows: list[dict], key: str, attr: str) -> float:
@@ -94,13 +107,14 @@ def main() -> None:
             "text_pattern": mean(text, "prompt_accuracy", "pattern"),
             "style_shape_from_text": mean(style, "prompt_accuracy", "shape"),
             "style_appearance_from_image": mean(style, "image_accuracy", "all"),
+            "style_all": float(np.mean([r["style_accuracy"] for r in style])) if style else float("nan"),
             "seconds_per_asset": float(np.mean([r["seconds"] for r in rows if r["loss"] == loss])),
         }
-    print("\nloss   | text all | shape | colour | pattern | style: shape<-text | look<-image | s/asset")
+    print("\nloss   | text all | shape | colour | pattern | style: shape<-text | look<-image | both | s/asset")
     for loss, s in summary.items():
         print(f"{loss:6s} | {s['text_all']:.2f}     | {s['text_shape']:.2f}  | {s['text_colour']:.2f}   | "
               f"{s['text_pattern']:.2f}    | {s['style_shape_from_text']:.2f}              | "
-              f"{s['style_appearance_from_image']:.2f}        | {s['seconds_per_asset']:.0f}")
+              f"{s['style_appearance_from_image']:.2f}        | {s['style_all']:.2f} | {s['seconds_per_asset']:.0f}")
     write_text_atomic(args.out, json.dumps({"summary": summary, "runs": rows, "overrides": args.overrides}, indent=2) + "\n")
 
 

@@ -16,7 +16,7 @@ from tv3dg.cli import main
 
 RUNS = {
     "demo": ["--prompt", "a red striped cube"],
-    "style": ["--prompt", "a cube", "--image", "examples/blue_checkered_sphere.png", "--mode", "style"],
+    "style_torus": ["--prompt", "a torus", "--image", "examples/yellow_striped_cube.png", "--mode", "style"],
 }
 
 
