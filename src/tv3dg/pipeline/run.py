@@ -167,7 +167,7 @@ class Generation:
                 views, reference.rgb.permute(0, 3, 1, 2), reference.alpha.permute(0, 3, 1, 2),
                 reference.depth.permute(0, 3, 1, 2), step,
             )
-            loss = loss + sgc * latents[0].numel()
+            loss = loss + sgc * latents[0].numel()  # means -> the distillation's per-image latent sum (see calibrate/sgc.py)
             logs.update(sgc_logs)
         loss.backward()
         logs["loss"] = float(loss.detach())
