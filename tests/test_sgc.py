@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tv3dg.calibrate.sgc import foreground_mask, load_plugin, pearson_depth_loss
+from tv3dg.calibrate.sgc import SGCConfig, foreground_mask, load_plugin, pearson_depth_loss
 from tv3dg.errors import UserError
 
 
@@ -23,6 +23,8 @@ def test_foreground_mask_ignores_the_background_noise_floor():
     assert foreground_mask(images, threshold=0.1)[0, 0, 0, 0] == pytest.approx(0.2)
     with pytest.raises(UserError, match="background_tolerance"):
         foreground_mask(images, threshold=0.1, tolerance=0.2)
+    with pytest.raises(UserError, match="background_tolerance"):  # caught with the config, before any model loads
+        SGCConfig(background_tolerance=0.2)
 
 
 def test_depth_term_ignores_scale_and_shift_but_not_shape():

@@ -52,6 +52,15 @@ class SGCConfig:
     foreground_threshold: float = 0.1  # distance from the white background that counts as object
     background_tolerance: float = 0.03  # distance from white still counted as background (sampling noise)
 
+    def __post_init__(self) -> None:
+        check_mask_thresholds(self.foreground_threshold, self.background_tolerance)
+
+
+def check_mask_thresholds(threshold: float, tolerance: float) -> None:
+    """Checked with the config, so a bad value fails before any model is loaded."""
+    if not 0.0 <= tolerance < threshold:
+        raise UserError(f"sgc.background_tolerance ({tolerance}) must be at least 0 and below sgc.foreground_threshold ({threshold})")
+
 
 def load_plugin(spec: str) -> Callable[[Tensor], Tensor]:
     """Import `package.module:function`; one-line error when it cannot be found."""
@@ -70,8 +79,7 @@ def foreground_mask(images: Tensor, threshold: float, tolerance: float = 0.0) ->
     Sampled references have a faint noise floor on their white background; without the
     tolerance it becomes a target alpha of 0.1-0.3 over the whole background, which BCE
     answers with a haze of faint floaters."""
-    if not 0.0 <= tolerance < threshold:
-        raise UserError(f"sgc.background_tolerance ({tolerance}) must be at least 0 and below sgc.foreground_threshold ({threshold})")
+    check_mask_thresholds(threshold, tolerance)
     distance = (1.0 - images).amax(dim=1, keepdim=True)
     return ((distance - tolerance) / (threshold - tolerance)).clamp(0.0, 1.0)
 

@@ -17,8 +17,8 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
 from safetensors.torch import load_file, save_file
+from torch import Tensor
 
 from tv3dg.atomic import atomic_path, write_text_atomic
 from tv3dg.errors import UserError
