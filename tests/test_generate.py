@@ -39,8 +39,9 @@ def config_for(world: TinyWorld, *overrides: str, **updates):
     return build_config("mini", flags, FAST + list(overrides))
 
 
-def test_generation_writes_every_output(world, tmp_path):
-    result = generate(config_for(world), tmp_path / "run", progress=False)
+@pytest.mark.parametrize("target_space", ["image", "latent"])
+def test_generation_writes_every_output(world, tmp_path, target_space):
+    result = generate(config_for(world, f"distill.target_space={target_space}"), tmp_path / "run", progress=False)
     out = tmp_path / "run"
     for name in ("asset.ply", "mesh.glb", "mesh.obj", "turntable.mp4", "views.png", "visual_prompt.png",
                  "config.yaml", "metrics.json", "checkpoints/last.safetensors"):

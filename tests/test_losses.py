@@ -11,7 +11,7 @@ from tiny_models import make_tiny_world
 
 from tv3dg.config import from_dict
 from tv3dg.distill.config import DistillConfig
-from tv3dg.distill.losses import compute_distillation, distillation_loss
+from tv3dg.distill.losses import compute_distillation, decoded_target_loss, distillation_loss
 from tv3dg.distill.timesteps import sample_timestep, timestep_range
 from tv3dg.errors import UserError
 from tv3dg.priors.config import PriorConfig
@@ -167,6 +167,18 @@ def test_gradient_reaches_the_render_through_the_vae_encoder(prior, conditions):
     torch.testing.assert_close(render.grad, expected, atol=1e-6, rtol=1e-4)
     assert render.grad.abs().sum() > 0
     assert math.isclose(float(loss.detach()), 0.5 * float(grad.square().sum()) / ROWS, rel_tol=1e-5)
+
+
+def test_image_space_target_is_the_decoded_step(prior, conditions):
+    render = torch.rand(ROWS, 3, 20, 20, requires_grad=True)  # not the prior's size: the target is resized
+    with torch.no_grad():
+        latents = prior.encode_images(render)
+    grad, _ = compute_distillation(prior, latents, conditions, 0, DistillConfig(loss="vpcsm"), torch.Generator().manual_seed(0), timestep=T)
+    decoded = torch.nn.functional.interpolate(prior.decode_latents(latents - grad), size=(20, 20), mode="bilinear",
+                                              align_corners=False, antialias=prior.resolution > 20)
+    decoded_target_loss(prior, render, latents, grad).backward()
+    torch.testing.assert_close(render.grad, (render.detach() - decoded) / ROWS, atol=1e-5, rtol=1e-4)
+    assert render.grad.abs().sum() > 0
 
 
 def test_weighting_and_clipping(prior, conditions, z0):

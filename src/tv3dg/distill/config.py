@@ -47,6 +47,9 @@ class DistillConfig:
     inversion_stride: int = 0
     ism_delta: Schedule = 80.0  # timesteps between s and t for ISM
     grad_clip: Schedule = 0.0  # clamp each gradient element to [-c, c]; 0 = off
+    # Where the step reaches the render: "latent" backpropagates through the VAE encoder;
+    # "image" decodes z0 - grad and uses it as a pixel target (one decoder pass, no encoder backward).
+    target_space: Literal["latent", "image"] = "latent"
 
     def __post_init__(self) -> None:
         for name in ("cfg_scale", "text_scale", "image_scale"):

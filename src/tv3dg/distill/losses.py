@@ -12,8 +12,10 @@ cleans and clips. With eps(.) the prior's noise prediction at z_t and scales s:
 - CSM:   C,                                      z_t by DDIM inversion of z0 under c0
 - VPCSM: C + s_pag (eps(c+) - eps_ptb(c+)),      as CSM; [c-, (text,) c+, c+ perturbed] in one call
 
-`distillation_loss` turns the gradient into a scalar whose backward pass sends it through the
-VAE encoder into the render.
+The gradient reaches the render in one of two ways (`DistillConfig.target_space`):
+`distillation_loss` ("latent") is a scalar whose backward pass sends it through the VAE encoder;
+`decoded_target_loss` ("image") decodes the stepped latents z0 - grad and pulls the render
+towards that image, so no gradient goes through the encoder at all.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from tv3dg.distill.config import DistillConfig
 from tv3dg.distill.ddim import DDIMWalk, ddim_walk, inversion_path
 from tv3dg.distill.timesteps import sample_timestep, timestep_weight
 from tv3dg.priors.base import Conditions, DiffusionPrior
+from tv3dg.priors.images import resize
 
 
 @dataclass
@@ -176,3 +179,16 @@ def distillation_loss(latents: Tensor, grad: Tensor) -> Tensor:
     """0.5 * ||z0 - (z0 - grad)||^2 / B: its gradient on z0 is grad / B, its value logs the size."""
     target = (latents - grad).detach()
     return 0.5 * (latents - target).pow(2).sum() / latents.shape[0]
+
+
+def decoded_target_loss(prior: DiffusionPrior, images: Tensor, latents: Tensor, grad: Tensor) -> Tensor:
+    """0.5 * ||x - D(z0 - grad)||^2 / B on the renders x [B,3,H,W]: the same step, taken in image space.
+
+    The decoder turns the latent step into a smooth image target, and the target is an image the
+    VAE can represent. Through the encoder instead, the renders also receive the high-frequency
+    part of its Jacobian; on the mini prior that grows into per-Gaussian colour speckle.
+    """
+    with torch.no_grad():
+        target = prior.decode_latents((latents - grad).detach())
+        target = resize(target, images.shape[-2], images.shape[-1]).to(images.dtype)
+    return 0.5 * (images - target).pow(2).sum() / images.shape[0]
