@@ -37,13 +37,13 @@ def strip_frames(path, count):
     return np.split(strip, count, axis=1)
 
 
-@pytest.mark.parametrize("loss", ["vpcsm", "sds"])
-def test_2d_writes_a_strip_of_progress(main, world, tmp_path, capsys, loss):
+@pytest.mark.parametrize("loss, target_space", [("vpcsm", "latent"), ("sds", "latent"), ("vpcsm", "image")])
+def test_2d_writes_a_strip_of_progress(main, world, tmp_path, capsys, loss, target_space):
     out = tmp_path / f"{loss}.png"
     code = main([
         "2d", "--prompt", "a red dog", "--image", str(world.model_dir.parent / "reference.png"), "--loss", loss,
         "--model", str(world.model_dir), "--ip-adapter", str(world.ip_adapter),
-        "--steps", "6", "--frames", "3", "--out", str(out), "--lr", "0.2",
+        "--steps", "6", "--frames", "3", "--out", str(out), "--lr", "0.2", "--set", f"distill.target_space={target_space}",
     ])
     assert code == 0
     assert Image.open(out).size == (3 * 16, 16)  # 3 snapshots of the 16 px working resolution
@@ -93,6 +93,7 @@ def test_snapshot_steps():
         (["--image", "NOWHERE/ref.png"], "does not exist"),
         (["--set", "distill.cfg=3"], "unknown config key 'distill.cfg'"),
         (["--out", "strip.txt"], "must end in .png or .jpg"),
+        (["--target", "latent", "--set", "distill.target_space=image"], "needs an image to pull"),
     ],
 )
 def test_2d_errors_are_one_line(main, world, capsys, extra, message):

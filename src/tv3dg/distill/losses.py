@@ -181,6 +181,19 @@ def distillation_loss(latents: Tensor, grad: Tensor) -> Tensor:
     return 0.5 * (latents - target).pow(2).sum() / latents.shape[0]
 
 
+def encode_renders(prior: DiffusionPrior, images: Tensor, target_space: str) -> Tensor:
+    """z0 of the renders [B,3,H,W]; the encoder is differentiated only when the step goes back through it."""
+    with torch.set_grad_enabled(torch.is_grad_enabled() and target_space == "latent"):
+        return prior.encode_images(images)
+
+
+def render_loss(prior: DiffusionPrior, images: Tensor, latents: Tensor, grad: Tensor, target_space: str) -> Tensor:
+    """The scalar to `.backward()` that sends the step `grad` on z0 into the renders `images`."""
+    if target_space == "image":
+        return decoded_target_loss(prior, images, latents, grad)
+    return distillation_loss(latents, grad)
+
+
 def decoded_target_loss(prior: DiffusionPrior, images: Tensor, latents: Tensor, grad: Tensor) -> Tensor:
     """0.5 * ||x - D(z0 - grad)||^2 / B on the renders x [B,3,H,W]: the same step, taken in image space.
 

@@ -1,9 +1,10 @@
 """The 2D playground: optimise one image (or one latent) with a distillation loss.
 
 The same loss code as in 3D, with the image itself as the "render": a sigmoid-parametrised
-RGB image is encoded by the VAE each step and the loss gradient flows back through the encoder
-(target "image"), or the latent is optimised directly and decoded for display (target
-"latent"). The result is a strip of snapshots showing how each loss moves the image.
+RGB image is encoded by the VAE each step and the step reaches it as in 3D, back through the
+encoder or as a decoded target (`distill.target_space`) (target "image"), or the latent is
+optimised directly and decoded for display (target "latent"). The result is a strip of
+snapshots showing how each loss moves the image.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import torch
 from torch import Tensor
 
 from tv3dg.distill.config import DistillConfig
-from tv3dg.distill.losses import compute_distillation, distillation_loss
+from tv3dg.distill.losses import compute_distillation, distillation_loss, encode_renders, render_loss
+from tv3dg.errors import UserError
 from tv3dg.priors.base import Conditions
 from tv3dg.priors.diffusers_prior import DiffusersPrior
 
@@ -50,6 +52,8 @@ def optimise_image(
     on_step: Callable[[int, dict[str, float]], None] | None = None,
 ) -> PlaygroundRun:
     """Adam on the image logits (or the latent) against `config.loss`; snapshots at even steps."""
+    if target == "latent" and config.target_space == "image":
+        raise UserError("distill.target_space=image needs an image to pull; use --target image or distill.target_space=latent")
     generator = torch.Generator().manual_seed(seed)
     size = prior.resolution
     start = 0.5 + 0.1 * torch.randn(1, 3, size, size, generator=generator)
@@ -75,10 +79,12 @@ def optimise_image(
             run.frame_steps.append(step)
         if step == steps:
             break
-        latents = prior.encode_images(torch.sigmoid(param)) if target == "image" else param
+        image = torch.sigmoid(param) if target == "image" else None
+        latents = encode_renders(prior, image, config.target_space) if image is not None else param
         grad, logs = compute_distillation(prior, latents, conditions, step, config, generator)
         optimiser.zero_grad(set_to_none=True)
-        distillation_loss(latents, grad).backward()
+        loss = render_loss(prior, image, latents, grad, config.target_space) if image is not None else distillation_loss(latents, grad)
+        loss.backward()
         optimiser.step()
         run.logs.append(logs)
         if on_step is not None:

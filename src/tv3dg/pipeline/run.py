@@ -21,7 +21,7 @@ from tqdm import tqdm
 from tv3dg.calibrate.sgc import Calibration, reference_cameras, sample_reference_images
 from tv3dg.atomic import write_text_atomic
 from tv3dg.config import dump_yaml, schedule_value
-from tv3dg.distill.losses import compute_distillation, decoded_target_loss, distillation_loss
+from tv3dg.distill.losses import compute_distillation, encode_renders, render_loss
 from tv3dg.errors import UserError
 from tv3dg.gaussians.densify import DensifyStrategy
 from tv3dg.gaussians.optim import build_optimizer, update_learning_rates
@@ -156,14 +156,12 @@ class Generation:
         background = background_color(config.camera.background, self.generator).to(self.prior.device)
         render = rasterize(self.gaussians, cameras, background)
         images = render.rgb.permute(0, 3, 1, 2)
-        in_image_space = config.distill.target_space == "image"
-        with torch.set_grad_enabled(not in_image_space):  # the image-space target needs no encoder backward
-            latents = self.prior.encode_images(images)
+        latents = encode_renders(self.prior, images, config.distill.target_space)
         conditions = self.prior.prepare_conditions(config.prompt, self.visual_prompt, cameras)
         grad, logs = compute_distillation(self.prior, latents, conditions, step, config.distill, self.generator)
-        surrogate = (decoded_target_loss(self.prior, images, latents, grad) if in_image_space
-                     else distillation_loss(latents, grad))
-        loss = schedule_value(config.loss_weight, step) * surrogate
+        loss = schedule_value(config.loss_weight, step) * render_loss(
+            self.prior, images, latents, grad, config.distill.target_space
+        )
         logs["distill"] = float(loss.detach())
         if self.calibration is not None and self.calibration.active(step):
             views = torch.randperm(config.sgc.num_views, generator=self.generator)[: config.sgc.views_per_step]
