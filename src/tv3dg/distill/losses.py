@@ -197,9 +197,9 @@ def render_loss(prior: DiffusionPrior, images: Tensor, latents: Tensor, grad: Te
 def decoded_target_loss(prior: DiffusionPrior, images: Tensor, latents: Tensor, grad: Tensor) -> Tensor:
     """0.5 * ||x - D(z0 - grad)||^2 / B on the renders x [B,3,H,W]: the same step, taken in image space.
 
-    The decoder turns the latent step into a smooth image target, and the target is an image the
-    VAE can represent. Through the encoder instead, the renders also receive the high-frequency
-    part of its Jacobian; on the mini prior that grows into per-Gaussian colour speckle.
+    The target is an image the VAE can represent, and the render is pulled towards it pixel by
+    pixel. Stepped back through the encoder instead, on the mini prior every Gaussian drifted to
+    its own stray colour (speckle that shifted the hues the classifier reads); this path does not.
     """
     with torch.no_grad():
         target = prior.decode_latents((latents - grad).detach())
