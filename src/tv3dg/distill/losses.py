@@ -187,8 +187,9 @@ def encode_renders(prior: DiffusionPrior, images: Tensor, target_space: str) -> 
         return prior.encode_images(images)
 
 
-def render_loss(prior: DiffusionPrior, images: Tensor, latents: Tensor, grad: Tensor, target_space: str) -> Tensor:
-    """The scalar to `.backward()` that sends the step `grad` on z0 into the renders `images`."""
+def render_loss(prior: DiffusionPrior, images: Tensor | None, latents: Tensor, grad: Tensor, target_space: str) -> Tensor:
+    """The scalar to `.backward()` that sends the step `grad` on z0 into the renders `images`
+    (None when z0 itself is the parameter, which only the "latent" space allows)."""
     if target_space == "image":
         return decoded_target_loss(prior, images, latents, grad)
     return distillation_loss(latents, grad)
@@ -202,6 +203,6 @@ def decoded_target_loss(prior: DiffusionPrior, images: Tensor, latents: Tensor, 
     its own stray colour (speckle that shifted the hues the classifier reads); this path does not.
     """
     with torch.no_grad():
-        target = prior.decode_latents((latents - grad).detach())
+        target = prior.decode_latents(latents - grad)
         target = resize(target, images.shape[-2], images.shape[-1]).to(images.dtype)
     return 0.5 * (images - target).pow(2).sum() / images.shape[0]

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from tv3dg.distill.config import DistillConfig
-from tv3dg.distill.losses import compute_distillation, distillation_loss, encode_renders, render_loss
+from tv3dg.distill.losses import compute_distillation, encode_renders, render_loss
 from tv3dg.errors import UserError
 from tv3dg.priors.base import Conditions
 from tv3dg.priors.diffusers_prior import DiffusersPrior
@@ -80,11 +80,10 @@ def optimise_image(
         if step == steps:
             break
         image = torch.sigmoid(param) if target == "image" else None
-        latents = encode_renders(prior, image, config.target_space) if image is not None else param
+        latents = param if image is None else encode_renders(prior, image, config.target_space)
         grad, logs = compute_distillation(prior, latents, conditions, step, config, generator)
         optimiser.zero_grad(set_to_none=True)
-        loss = render_loss(prior, image, latents, grad, config.target_space) if image is not None else distillation_loss(latents, grad)
-        loss.backward()
+        render_loss(prior, image, latents, grad, config.target_space).backward()
         optimiser.step()
         run.logs.append(logs)
         if on_step is not None:
