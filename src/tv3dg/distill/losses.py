@@ -28,7 +28,7 @@ from torch import Tensor
 
 from tv3dg.config import schedule_value
 from tv3dg.distill.config import DistillConfig
-from tv3dg.distill.ddim import DDIMWalk, ddim_walk, inversion_path
+from tv3dg.diffusion.ddim import DDIMWalk, ddim_walk, inversion_path
 from tv3dg.distill.timesteps import sample_timestep, timestep_weight
 from tv3dg.priors.base import Conditions, DiffusionPrior
 from tv3dg.priors.images import resize
