@@ -7,7 +7,10 @@ from typing import Literal
 
 from tv3dg.config import Schedule
 from tv3dg.diffusion.guidance import check_scale
+from tv3dg.distill.objectives import LOSS_NAMES
 from tv3dg.errors import UserError
+
+LossName = Literal[LOSS_NAMES]  # type: ignore[valid-type]  # the names of `objectives.LOSSES`
 
 MAX_PAG = 50.0
 
@@ -27,7 +30,7 @@ class DistillConfig:
     otherwise each covers that many timesteps and the last one goes to t.
     """
 
-    loss: Literal["sds", "csd", "ism", "csm", "vpcsm"] = "vpcsm"
+    loss: LossName = "vpcsm"
     cfg_scale: Schedule = 7.5
     pag_scale: Schedule = 3.0  # VPCSM only; 0 skips the perturbed branch
     split_guidance: bool = False  # text and image guidance with their own scales (3 branches)
