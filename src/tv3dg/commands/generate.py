@@ -17,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(TV-3DG: VPCSM + SGC). Any config key can be set as key=value, e.g. steps=300 sgc.enabled=false.",
     )
     parser.add_argument("--prompt", help="text prompt, e.g. \"a red striped cube\"")
-    parser.add_argument("--image", help="visual prompt (an 8-bit RGB PNG/JPEG); without it a sample of the prompt is used")
+    parser.add_argument("--image", help="visual prompt, a PNG/JPEG (transparency becomes the render background); "
+                        "without it a sample of the prompt is used")
     parser.add_argument("--mode", choices=("texture", "style"), help="texture: image agrees with the text; style: take only its look")
     parser.add_argument("--loss", choices=LOSS_NAMES, help=loss_help())
     parser.add_argument("--config", help="preset name (mini, sd15) or a YAML file (default mini)")

@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "e.g. distill.weighting=sqrt prior.ip_scale=0.5.",
     )
     parser.add_argument("--prompt", help="text prompt")
-    parser.add_argument("--image", help="visual prompt (reference image); needs an IP-Adapter")
+    parser.add_argument("--image", help="visual prompt, a PNG/JPEG (transparency becomes white); needs an IP-Adapter")
     parser.add_argument("--loss", choices=LOSS_NAMES, help=loss_help())
     parser.add_argument("--model", help="SD-1.5 diffusers folder or cached HF id (default: the bundled mini prior)")
     parser.add_argument("--ip-adapter", help="IP-Adapter SD-1.5 .safetensors (default: the mini one with the mini model)")
@@ -78,12 +78,12 @@ def save_strip(frames: list[torch.Tensor], path: Path) -> None:
 def run(args: argparse.Namespace) -> None:
     from tv3dg.distill.playground import build_playground_config, optimise_image
     from tv3dg.priors.diffusers_prior import DiffusersPrior
-    from tv3dg.priors.images import load_image
+    from tv3dg.priors.images import read_image
 
     if args.out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise UserError(f"--out '{args.out}' must end in .png or .jpg")
     config = build_playground_config(flag_updates(args), args.overrides)
-    reference = load_image(config.image) if config.image is not None else None
+    reference = read_image(config.image) if config.image is not None else None
     prior = DiffusersPrior(config.prior)
     conditions = prior.prepare_conditions(config.prompt, reference)
     steps = config.steps
