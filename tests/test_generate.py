@@ -56,6 +56,9 @@ def test_generation_writes_every_output(world, tmp_path, target_space):
     sampling_calls = 3 * (1 + 4)
     assert metrics["unet"]["calls"] == 6 * 3 + sampling_calls
     assert metrics["mesh"] == "ok" and np.isfinite(metrics["losses"]["loss"])
+    densify = metrics["densify"]  # every change to the point count is accounted for (splits replace 1 by 2)
+    assert set(densify) == {"cloned", "split", "pruned", "opacity_resets"}
+    assert 300 + densify["cloned"] + densify["split"] - densify["pruned"] == metrics["num_gaussians"]
 
 
 def test_a_folder_with_a_run_is_not_overwritten_by_accident(world, tmp_path, capsys):

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from tv3dg.calibrate.sgc import Calibration, reference_cameras, sample_reference_images
+from tv3dg.calibrate.sgc import Calibration, sample_reference_images
 from tv3dg.atomic import write_text_atomic
 from tv3dg.config import dump_yaml, schedule_value
 from tv3dg.distill.losses import compute_distillation, encode_renders, render_loss
@@ -35,7 +35,7 @@ from tv3dg.priors.base import DiffusionPrior
 from tv3dg.priors.diffusers_prior import DiffusersPrior
 from tv3dg.priors.images import read_image, to_image_batch
 from tv3dg.priors.registry import named_model
-from tv3dg.render.cameras import Cameras, OrbitRanges, orbit_cameras, sample_orbit_cameras
+from tv3dg.render.cameras import Cameras, OrbitRanges, orbit_cameras, sample_orbit_cameras, turntable_cameras
 from tv3dg.render.rasterizer import rasterize
 
 StepCallback = Callable[[int, dict[str, float]], None]
@@ -147,8 +147,10 @@ class Generation:
         self.prior.counter.calls, self.prior.counter.rows = self.state.unet_calls, self.state.unet_rows
 
     def _reference_cameras(self) -> Cameras:
-        export = self.config.export
-        return reference_cameras(self.config.sgc, self.prior.resolution, export.radius, export.fov_deg, self.prior.device)
+        """SGC's K reference views: evenly spaced around the object from the front, at the export framing."""
+        sgc, export = self.config.sgc, self.config.export
+        return turntable_cameras(sgc.num_views, sgc.elevation_deg, export.radius, export.fov_deg, self.prior.resolution,
+                                 device=self.prior.device)
 
     def _calibration(self) -> Calibration | None:
         if self.reference_images is None:
@@ -194,6 +196,7 @@ class Generation:
         self.optimizer.zero_grad(set_to_none=True)
         self._bound_scales()
         report = self.densify.step_post_backward(self.gaussians, self.optimizer, render.screen_stats(), step)
+        self.state.count(report.counts())
         interval = config.gaussians.sh_degree_interval
         if interval > 0 and (step + 1) % interval == 0:
             self.gaussians.increase_sh_degree()
@@ -266,6 +269,7 @@ class Generation:
             "peak_memory_mb": peak_memory_mb(),
             "num_gaussians": self.gaussians.num_points,
             "nonfinite_steps": state.nonfinite_steps,
+            "densify": dict(state.densify),
         }
         named = named_model(self.config.prior.model)
         if named is not None and named.attribute_reader is not None:
