@@ -27,17 +27,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
-    """`parse_args`, except that key=value overrides may also come after options (intermixed):
-    argparse fills a `nargs="*"` positional from one run of arguments only and leaves the rest over."""
-    args, extra = parser.parse_known_args(argv)
-    if extra and (not hasattr(args, "overrides") or any(a.startswith("-") or "=" not in a for a in extra)):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if extra:
-        args.overrides = [*args.overrides, *extra]
-    return args
-
-
 def quiet_libraries() -> None:
     """Keep diffusers/transformers loading chatter (progress bars, info warnings) off the terminal:
     our own progress bars and one-line errors are what a user should see."""
@@ -52,7 +41,7 @@ def quiet_libraries() -> None:
 def main(argv: list[str] | None = None) -> int:
     quiet_libraries()
     parser = build_parser()
-    args = parse_arguments(parser, argv)
+    args = parser.parse_args(argv)
     try:
         args.func(args)
     except UserError as err:
