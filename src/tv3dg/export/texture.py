@@ -1,0 +1,83 @@
+"""UV unwrap (xatlas) and texture baking for the exported mesh.
+
+The colour of each texel is the colour the Gaussians show at the surface point behind it:
+rasterizing the triangles in UV space gives that point, and `color_at` (e.g. the density-weighted
+Gaussian colour of the mesh grid) gives its colour. Texels outside every chart are then filled
+from their neighbours (dilation into the gutter), so that bilinear filtering and mipmaps at a
+chart's border never pull in the empty background (no dark seams).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import xatlas
+from torch import Tensor
+
+from tv3dg.render.triangles import rasterize_triangles
+
+
+@dataclass
+class UVMesh:
+    """A mesh split along its UV seams: `source_vertex` maps each vertex to the unwrapped mesh's."""
+
+    vertices: np.ndarray  # [V, 3]
+    faces: np.ndarray  # [F, 3]
+    uv: np.ndarray  # [V, 2] in [0, 1], v up (OBJ convention)
+    source_vertex: np.ndarray  # [V]
+
+
+def unwrap(vertices: np.ndarray, faces: np.ndarray, resolution: int, padding: int = 2) -> UVMesh:
+    """xatlas charts packed into one `resolution`^2 atlas with `padding` texels between charts."""
+    atlas = xatlas.Atlas()
+    atlas.add_mesh(vertices.astype(np.float32), faces.astype(np.uint32))
+    pack = xatlas.PackOptions()
+    pack.resolution = resolution
+    pack.padding = padding
+    pack.bilinear = True
+    atlas.generate(pack_options=pack)
+    source_vertex, new_faces, uv = atlas[0]
+    return UVMesh(vertices[source_vertex], new_faces.astype(np.int64), uv.astype(np.float64), source_vertex)
+
+
+def texel_surface(mesh: UVMesh, resolution: int) -> tuple[Tensor, Tensor]:
+    """World position [R, R, 3] of the surface behind each texel and the mask [R, R] of covered texels."""
+    uv = torch.from_numpy(mesh.uv).float()
+    faces = torch.from_numpy(mesh.faces)
+    pixel = torch.stack([uv[:, 0] * resolution, (1 - uv[:, 1]) * resolution], dim=-1)  # row 0 at v = 1
+    frags = rasterize_triangles(pixel[faces], resolution, resolution)
+    vertices = torch.from_numpy(mesh.vertices).float()
+    corners = vertices[faces[frags.face.clamp_min(0)]]  # [R, R, 3, 3]
+    points = (corners * frags.bary[..., None]).sum(dim=-2)
+    return points, frags.mask
+
+
+def bake(mesh: UVMesh, resolution: int, color_at: Callable[[Tensor], Tensor]) -> np.ndarray:
+    """Texture [R, R, 3] uint8: `color_at(points [N, 3]) -> [N, 3] in [0, 1]` at every covered texel."""
+    points, mask = texel_surface(mesh, resolution)
+    image = torch.zeros(resolution, resolution, 3)
+    image[mask] = color_at(points[mask]).float()
+    image = dilate(image, mask)
+    return (image.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+
+def dilate(image: Tensor, mask: Tensor, rounds: int = 16) -> Tensor:
+    """Fill empty texels with the mean of their filled 3x3 neighbours, `rounds` times; the
+    rest (far from every chart, never sampled) takes the mean colour."""
+    image = image * mask[..., None]
+    filled = mask.float()
+    kernel = torch.ones(1, 1, 3, 3)
+    for _ in range(rounds):
+        if bool(filled.all()):
+            break
+        count = torch.nn.functional.conv2d(filled[None, None], kernel, padding=1)[0, 0]
+        total = torch.nn.functional.conv2d(image.permute(2, 0, 1)[:, None], kernel, padding=1)[:, 0].permute(1, 2, 0)
+        grow = (filled == 0) & (count > 0)
+        image[grow] = total[grow] / count[grow][:, None]
+        filled = filled + grow.float()
+    if bool(mask.any()):
+        image[filled == 0] = image[mask].mean(dim=0)
+    return image
