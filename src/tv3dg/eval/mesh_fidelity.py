@@ -27,7 +27,7 @@ def render_trimesh(mesh: trimesh.Trimesh, cameras: Cameras, background: Tensor) 
     image = texture_image(mesh)
     if image is not None:
         uv = torch.from_numpy(np.asarray(mesh.visual.uv)).float()
-        return render_mesh(vertices, faces, cameras, background, uv=uv, texture=torch.from_numpy(image).float() / 255)
+        return render_mesh(vertices, faces, cameras, background, uv=uv, texture=torch.from_numpy(image.copy()).float() / 255)
     colors = torch.from_numpy(np.asarray(mesh.visual.vertex_colors)[:, :3]).float() / 255
     return render_mesh(vertices, faces, cameras, background, vertex_colors=colors)
 

@@ -1,8 +1,8 @@
 """UV unwrap (xatlas) and texture baking for the exported mesh.
 
 The colour of each texel is the colour the Gaussians show at the surface point behind it:
-rasterizing the triangles in UV space gives that point, and `color_at` (e.g. the density-weighted
-Gaussian colour of the mesh grid) gives its colour. Texels outside every chart are then filled
+rasterizing the triangles in UV space gives that point and its normal, and `color_at` (renders of
+the Gaussians projected onto it, or the density-weighted colour grid) gives its colour. Texels outside every chart are then filled
 from their neighbours (dilation into the gutter), so that bilinear filtering and mipmaps at a
 chart's border never pull in the empty background (no dark seams).
 """
@@ -25,13 +25,15 @@ class UVMesh:
     """A mesh split along its UV seams: `source_vertex` maps each vertex to the unwrapped mesh's."""
 
     vertices: np.ndarray  # [V, 3]
+    normals: np.ndarray  # [V, 3] unit, equal on both sides of a seam
     faces: np.ndarray  # [F, 3]
     uv: np.ndarray  # [V, 2] in [0, 1], v up (OBJ convention)
     source_vertex: np.ndarray  # [V]
 
 
-def unwrap(vertices: np.ndarray, faces: np.ndarray, resolution: int, padding: int = 2) -> UVMesh:
-    """xatlas charts packed into one `resolution`^2 atlas with `padding` texels between charts."""
+def unwrap(vertices: np.ndarray, normals: np.ndarray, faces: np.ndarray, resolution: int, padding: int = 3) -> UVMesh:
+    """xatlas charts packed into one atlas of about `resolution`^2 texels with `padding` texels between
+    charts (xatlas may overshoot the size by ~20%; its UVs are normalised to [0, 1] either way)."""
     atlas = xatlas.Atlas()
     atlas.add_mesh(vertices.astype(np.float32), faces.astype(np.uint32))
     pack = xatlas.PackOptions()
@@ -40,26 +42,31 @@ def unwrap(vertices: np.ndarray, faces: np.ndarray, resolution: int, padding: in
     pack.bilinear = True
     atlas.generate(pack_options=pack)
     source_vertex, new_faces, uv = atlas[0]
-    return UVMesh(vertices[source_vertex], new_faces.astype(np.int64), uv.astype(np.float64), source_vertex)
+    return UVMesh(
+        vertices[source_vertex], normals[source_vertex], new_faces.astype(np.int64), uv.astype(np.float64), source_vertex
+    )
 
 
-def texel_surface(mesh: UVMesh, resolution: int) -> tuple[Tensor, Tensor]:
-    """World position [R, R, 3] of the surface behind each texel and the mask [R, R] of covered texels."""
+def texel_surface(mesh: UVMesh, resolution: int) -> tuple[Tensor, Tensor, Tensor]:
+    """World position [R, R, 3] and unit normal [R, R, 3] of the surface behind each texel, and the
+    mask [R, R] of covered texels."""
     uv = torch.from_numpy(mesh.uv).float()
     faces = torch.from_numpy(mesh.faces)
     pixel = torch.stack([uv[:, 0] * resolution, (1 - uv[:, 1]) * resolution], dim=-1)  # row 0 at v = 1
     frags = rasterize_triangles(pixel[faces], resolution, resolution)
-    vertices = torch.from_numpy(mesh.vertices).float()
-    corners = vertices[faces[frags.face.clamp_min(0)]]  # [R, R, 3, 3]
-    points = (corners * frags.bary[..., None]).sum(dim=-2)
-    return points, frags.mask
+    corner_ids = faces[frags.face.clamp_min(0)]  # [R, R, 3]
+    weights = frags.bary[..., None]
+    points = (torch.from_numpy(mesh.vertices).float()[corner_ids] * weights).sum(dim=-2)
+    normals = (torch.from_numpy(mesh.normals).float()[corner_ids] * weights).sum(dim=-2)
+    return points, torch.nn.functional.normalize(normals, dim=-1), frags.mask
 
 
-def bake(mesh: UVMesh, resolution: int, color_at: Callable[[Tensor], Tensor]) -> np.ndarray:
-    """Texture [R, R, 3] uint8: `color_at(points [N, 3]) -> [N, 3] in [0, 1]` at every covered texel."""
-    points, mask = texel_surface(mesh, resolution)
+def bake(mesh: UVMesh, resolution: int, color_at: Callable[[Tensor, Tensor], Tensor]) -> np.ndarray:
+    """Texture [R, R, 3] uint8: `color_at(points [N, 3], normals [N, 3]) -> [N, 3] in [0, 1]` at every
+    covered texel."""
+    points, normals, mask = texel_surface(mesh, resolution)
     image = torch.zeros(resolution, resolution, 3)
-    image[mask] = color_at(points[mask]).float()
+    image[mask] = color_at(points[mask], normals[mask]).float()
     image = dilate(image, mask)
     return (image.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 

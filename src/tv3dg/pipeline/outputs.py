@@ -17,11 +17,10 @@ from torch import Tensor
 from tv3dg.atomic import write_text_atomic
 from tv3dg.config import dump_yaml
 from tv3dg.errors import UserError
-from tv3dg.export.mesh import density_grid, export_mesh, save_mesh
+from tv3dg.export.mesh import export_mesh, gaussian_grid, save_mesh
 from tv3dg.export.video import render_turntable, save_contact_sheet, save_image, to_uint8, write_turntable
 from tv3dg.gaussians.model import Gaussians
 from tv3dg.gaussians.ply import save_ply
-from tv3dg.gaussians.sh import sh_dc_to_rgb
 from tv3dg.pipeline.config import ExportConfig, GenerateConfig
 from tv3dg.render.cameras import turntable_cameras
 from tv3dg.render.rasterizer import rasterize
@@ -38,14 +37,11 @@ def write_mesh(out_dir: Path, gaussians: Gaussians, config: ExportConfig, metric
     """mesh.glb and mesh.obj (+ .mtl and .png when textured); sets metrics["mesh"] to "ok" or why no
     mesh was written (e.g. nothing opaque yet), and metrics["mesh_export"] to its size and time."""
     start = time.perf_counter()
-    with torch.no_grad():
-        colors = sh_dc_to_rgb(gaussians.sh_dc[:, 0]).clamp(0, 1)
-        try:
-            grid = density_grid(gaussians.means, gaussians.covariances(), gaussians.opacities[:, 0], colors, config.mesh)
-            mesh = export_mesh(grid, config.mesh)
-        except UserError as err:
-            metrics["mesh"] = f"skipped: {err}"
-            return
+    try:
+        mesh = export_mesh(gaussian_grid(gaussians, config.mesh), config.mesh, gaussians)
+    except UserError as err:
+        metrics["mesh"] = f"skipped: {err}"
+        return
     files = save_mesh(mesh, out_dir / "mesh.glb") + save_mesh(mesh, out_dir / "mesh.obj")
     metrics["mesh"] = "ok"
     metrics["mesh_export"] = {
