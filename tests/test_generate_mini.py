@@ -19,5 +19,5 @@ def test_short_generation_on_the_bundled_prior(tmp_path):
     assert attributes["prompt_target"] == {"shape": "cube", "colour": "red", "pattern": "striped"}
     assert set(attributes["prompt"]) == {"shape", "colour", "pattern", "all"}
     assert load_ply(out / "asset.ply").num_points == metrics["num_gaussians"]
-    for name in ("mesh.glb", "mesh.obj", "turntable.mp4", "views.png", "visual_prompt.png", "config.yaml"):
+    for name in ("mesh.glb", "mesh.obj", "mesh.mtl", "mesh.png", "turntable.mp4", "views.png", "visual_prompt.png", "config.yaml"):
         assert (out / name).stat().st_size > 0, name

@@ -169,7 +169,7 @@ def export_mesh(grid: DensityGrid, config: MeshConfig, gaussians: Gaussians) -> 
         colors = (_sample_color(grid, vertices) * 255).round().astype(np.uint8)
         return trimesh.Trimesh(vertices, mesh.faces, vertex_colors=colors, process=False)
     if config.texture_resolution < 16:
-        raise UserError(f"mesh.texture_resolution={config.texture_resolution} is too small; use at least 16 (e.g. 1024)")
+        raise UserError(f"export.mesh.texture_resolution={config.texture_resolution} is too small; use at least 16 (e.g. 1024)")
     uv_mesh = unwrap(vertices, np.asarray(mesh.vertex_normals), np.asarray(mesh.faces), config.texture_resolution)
     image = bake(uv_mesh, config.texture_resolution, _texel_colors(grid, config, gaussians, mesh))
     material = trimesh.visual.material.PBRMaterial(
