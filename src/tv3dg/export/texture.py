@@ -73,20 +73,20 @@ def bake(mesh: UVMesh, resolution: int, color_at: Callable[[Tensor, Tensor], Ten
     return (image.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
-def dilate(image: Tensor, mask: Tensor, rounds: int = 16) -> Tensor:
-    """Fill empty texels with the mean of their filled 3x3 neighbours, `rounds` times; the
-    rest (far from every chart, never sampled) takes the mean colour."""
-    image = image * mask[..., None]
-    filled = mask.float()
-    kernel = torch.ones(1, 1, 3, 3)
+def dilate(image: Tensor, mask: Tensor, rounds: int = 8) -> Tensor:
+    """Fill empty texels with the mean of their filled 3x3 neighbours, `rounds` times (the charts'
+    gutters are 3 texels, so bilinear filtering and the first mip levels only read filled texels);
+    the rest, far from every chart, takes the mean colour."""
+    filled = mask.float()[None]
+    stack = torch.cat([image.permute(2, 0, 1) * filled, filled])[None]  # [1, 4, R, R]: colour sums and counts
     for _ in range(rounds):
-        if bool(filled.all()):
+        if bool(stack[0, 3].all()):
             break
-        count = torch.nn.functional.conv2d(filled[None, None], kernel, padding=1)[0, 0]
-        total = torch.nn.functional.conv2d(image.permute(2, 0, 1)[:, None], kernel, padding=1)[:, 0].permute(1, 2, 0)
-        grow = (filled == 0) & (count > 0)
-        image[grow] = total[grow] / count[grow][:, None]
-        filled = filled + grow.float()
+        pooled = torch.nn.functional.avg_pool2d(stack, 3, stride=1, padding=1)
+        grow = (stack[0, 3] == 0) & (pooled[0, 3] > 0)
+        stack[0, :3, grow] = pooled[0, :3, grow] / pooled[0, 3, grow]
+        stack[0, 3, grow] = 1.0
+    out = stack[0, :3].permute(1, 2, 0)
     if bool(mask.any()):
-        image[filled == 0] = image[mask].mean(dim=0)
-    return image
+        out[stack[0, 3] == 0] = image[mask].mean(dim=0)
+    return out
