@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
+	# pymeshlab (mesh decimation) loads the system's libGL; Debian/Ubuntu ship it in libgl1.
+	{ ldconfig -p 2>/dev/null || /sbin/ldconfig -p; } | grep -q 'libGL\.so\.1' || { apt-get update -qq && apt-get install -y -qq libgl1; }
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# The CPU build of torch first, so that no dependency pulls a CUDA build.

@@ -24,6 +24,7 @@ FAST = [
     "steps=6", "init.kind=sphere", "init.num_points=300", "checkpoint_every=3",
     "sgc.start_step=2", "sgc.sample_steps=3", "visual_prompt.sample_steps=3",
     "export.turntable_frames=4", "export.turntable_resolution=32", "export.views=4", "export.mesh.resolution=32",
+    "export.mesh.texture_resolution=64", "export.mesh.bake_resolution=32",
     "camera.views_per_step=2", "gaussians.densify.start_step=2", "gaussians.densify.interval=2",
 ]
 
@@ -43,7 +44,7 @@ def config_for(world: TinyWorld, *overrides: str, **updates):
 def test_generation_writes_every_output(world, tmp_path, target_space):
     result = generate(config_for(world, f"distill.target_space={target_space}"), tmp_path / "run", progress=False)
     out = tmp_path / "run"
-    for name in ("asset.ply", "mesh.glb", "mesh.obj", "turntable.mp4", "views.png", "visual_prompt.png",
+    for name in ("asset.ply", "mesh.glb", "mesh.obj", "mesh.mtl", "mesh.png", "turntable.mp4", "views.png", "visual_prompt.png",
                  "config.yaml", "metrics.json", "checkpoints/last.safetensors"):
         assert (out / name).is_file(), name
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
@@ -59,6 +60,7 @@ def test_generation_writes_every_output(world, tmp_path, target_space):
     densify = metrics["densify"]  # every change to the point count is accounted for (splits replace 1 by 2)
     assert set(densify) == {"cloned", "split", "pruned", "opacity_resets"}
     assert 300 + densify["cloned"] + densify["split"] - densify["pruned"] == metrics["num_gaussians"]
+    assert 0 < metrics["mesh_export"]["faces"] <= 20000 and metrics["mesh_export"]["bytes"]["mesh.png"] > 0
 
 
 def test_a_folder_with_a_run_is_not_overwritten_by_accident(world, tmp_path, capsys):
