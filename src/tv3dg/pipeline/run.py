@@ -127,6 +127,7 @@ class Generation:
             self.reference_images = sample_reference_images(
                 self.prior, config.prompt, self.visual_prompt, cameras, config.sgc, self.generator
             )
+        self.state.setup_unet_calls, self.state.setup_unet_rows = self.prior.counter.calls, self.prior.counter.rows
 
     def _resume(self) -> None:
         checkpoint = load_checkpoint(self.out_dir, self.config.gaussians.optim, self.densify)
@@ -196,6 +197,8 @@ class Generation:
     def _bound_scales(self) -> None:
         """Project the scales back into [min_scale, max_scale] after the optimiser step."""
         low, high = self.config.gaussians.min_scale, self.config.gaussians.max_scale
+        if low <= 0 and high <= 0:  # no bounds (torch.clamp refuses two None bounds)
+            return
         with torch.no_grad():
             self.gaussians.log_scales.clamp_(
                 min=math.log(low) if low > 0 else None, max=math.log(high) if high > 0 else None
@@ -243,6 +246,17 @@ class Generation:
                                                  self.generator.get_state(), extras, self.state))
 
     # ----- metrics --------------------------------------------------------------------------
+    def unet_costs(self) -> dict[str, float]:
+        """UNet calls and rows in total, in set-up sampling, and per loop step (set-up excluded)."""
+        state, counter = self.state, self.prior.counter
+        steps = max(state.step, 1)
+        return {
+            "calls": counter.calls, "rows": counter.rows,
+            "setup_calls": state.setup_unet_calls, "setup_rows": state.setup_unet_rows,
+            "calls_per_step": (counter.calls - state.setup_unet_calls) / steps,
+            "rows_per_step": (counter.rows - state.setup_unet_rows) / steps,
+        }
+
     def metrics(self, interrupted: bool) -> dict:
         state = self.state
         steps = max(state.step, 1)
@@ -252,8 +266,7 @@ class Generation:
             "steps": state.step,
             "interrupted": interrupted,
             "losses": {k: sum(v[-HISTORY_WINDOW:]) / len(v[-HISTORY_WINDOW:]) for k, v in state.history.items() if v},
-            "unet": {"calls": self.prior.counter.calls, "rows": self.prior.counter.rows,
-                     "calls_per_step": self.prior.counter.calls / steps},
+            "unet": self.unet_costs(),
             "time_s": state.elapsed_s,
             "seconds_per_step": state.elapsed_s / steps,
             "peak_memory_mb": peak_memory_mb(),
@@ -263,7 +276,7 @@ class Generation:
         if self.config.prior.model == "mini":
             from tv3dg.eval.attributes import attribute_report
 
-            renders = render_views(self.gaussians.cpu(), self.config.export, self.prior.resolution, WHITE)
+            renders = render_views(self.gaussians.detached_copy("cpu"), self.config.export, self.prior.resolution, WHITE)
             metrics["attributes"] = attribute_report(renders, self.config.prompt, self.visual_prompt)
         return metrics
 
