@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 
 from tiny_models import TinyWorld, make_tiny_world
 from tv3dg.cli import main
+from tv3dg.errors import UserError
 from tv3dg.gaussians.ply import load_ply
 from tv3dg.pipeline import outputs as outputs_module
 from tv3dg.pipeline import run as run_module
@@ -175,6 +176,22 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(world, tmp_path, capsy
     assert code == 2
     assert message in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["init.kind=prior"], "init.kind=mini_shape_prior"),
+        (["init.kind=mini_shape_prior"], "only knows the mini world"),
+        (["init.kind=shap_e", "init.shap_e_model=/no/such/shap-e"], "or use init.kind=sphere"),
+    ],
+)
+def test_initialisers_are_checked_before_any_model_loads(world, tmp_path, monkeypatch, overrides, message):
+    monkeypatch.setattr(run_module, "DiffusersPrior", lambda *a, **k: pytest.fail("the prior was loaded"))
+    with pytest.raises(UserError) as err:
+        generate(config_for(world, *overrides), tmp_path / "run", progress=False)
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "run").exists()
 
 
 def _save(path: Path, image: Image.Image) -> str:

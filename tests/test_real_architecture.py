@@ -65,7 +65,7 @@ def test_sd15_preset_runs_vpcsm_with_pag_and_sgc_at_the_real_widths(weights, tmp
              "prior": {"model": str(weights.model_dir), "ip_adapter": str(weights.ip_adapter)}}
     config = build_config("sd15", flags, [
         "steps=2", "prior.device=cpu", "prior.dtype=float32", "prior.resolution=64",
-        "camera.resolution=32", "camera.views_per_step=1", "init.num_points=500",
+        "camera.resolution=32", "camera.views_per_step=1", "init.kind=sphere", "init.num_points=500",
         "sgc.start_step=0", "sgc.num_views=2", "sgc.views_per_step=1", "sgc.sample_steps=1",
         "visual_prompt.sample_steps=1", "checkpoint_every=2",
         "export.turntable_frames=2", "export.turntable_resolution=32", "export.views=2", "export.mesh.resolution=32",

@@ -25,7 +25,7 @@ from tv3dg.distill.losses import compute_distillation, encode_renders, render_lo
 from tv3dg.errors import UserError
 from tv3dg.gaussians.densify import DensifyStrategy
 from tv3dg.gaussians.optim import build_optimizer, update_learning_rates
-from tv3dg.init.initializers import initial_gaussians
+from tv3dg.init.initializers import check_initializer, initial_gaussians
 from tv3dg.pipeline.checkpoint import CHECKPOINT_NAME, Checkpoint, RunState, load_checkpoint, save_checkpoint
 from tv3dg.pipeline.config import CameraConfig, GenerateConfig
 from tv3dg.pipeline.interrupt import StopRequest
@@ -95,6 +95,8 @@ class Generation:
             raise UserError(f"'{out_dir}' already holds a run; pass --resume {out_dir}, --overwrite, or another --out")
         # Validate the image before loading the (possibly large) prior.
         image = to_image_batch(read_visual_prompt(config.image)) if config.image and not resume else None
+        if not resume:
+            check_initializer(config.init, config.prior.model)
         self.prior = DiffusersPrior(config.prior)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.densify = DensifyStrategy(config.gaussians.densify, self.generator)
@@ -117,7 +119,9 @@ class Generation:
             self.visual_source = "func_switch"
         else:
             self.visual_prompt, self.visual_source = None, "none"
-        self.gaussians = initial_gaussians(config.init, config.prompt, config.gaussians.sh_degree, self.generator)
+        texture_image = self.visual_prompt if config.prior.ip_mode == "texture" else None
+        self.gaussians = initial_gaussians(config.init, config.prompt, config.gaussians.sh_degree, self.generator,
+                                           self.prior.device, texture_image)
         self.gaussians.to(self.prior.device)
         self.optimizer = build_optimizer(self.gaussians, config.gaussians.optim)
         self.state = RunState()
