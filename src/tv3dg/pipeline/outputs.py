@@ -60,7 +60,7 @@ def write_outputs(
     progress: bool = True,
 ) -> dict:
     """Write every output file; returns `metrics` completed with what the export itself found."""
-    gaussians = gaussians.cpu()
+    gaussians = gaussians.detached_copy("cpu")
     save_ply(out_dir / "asset.ply", gaussians)
     write_mesh(out_dir, gaussians, config.export, metrics)
     export = config.export

@@ -26,7 +26,7 @@ from tv3dg.errors import UserError
 from tv3dg.eval.attributes import attribute_report
 from tv3dg.gaussians.densify import DensifyStrategy
 from tv3dg.gaussians.optim import build_optimizer, update_learning_rates
-from tv3dg.init.initializers import initial_gaussians
+from tv3dg.init.initializers import check_initializer, initial_gaussians
 from tv3dg.pipeline.checkpoint import CHECKPOINT_NAME, Checkpoint, RunState, load_checkpoint, save_checkpoint
 from tv3dg.pipeline.config import CameraConfig, GenerateConfig
 from tv3dg.pipeline.interrupt import StopRequest
@@ -102,6 +102,8 @@ class Generation:
             raise UserError(f"'{out_dir}' already holds a run; pass --resume {out_dir}, --overwrite, or another --out")
         # Validate the image before loading the (possibly large) prior.
         image = to_image_batch(read_image(config.image, image_background(config))) if config.image and not resume else None
+        if not resume:
+            check_initializer(config.init, config.prior.model)
         self.prior = DiffusersPrior(config.prior)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.densify = DensifyStrategy(config.gaussians.densify, self.generator)
@@ -124,7 +126,9 @@ class Generation:
             self.visual_source = "func_switch"
         else:
             self.visual_prompt, self.visual_source = None, "none"
-        self.gaussians = initial_gaussians(config.init, config.prompt, config.gaussians.sh_degree, self.generator)
+        texture_image = self.visual_prompt if config.prior.ip_mode == "texture" else None
+        self.gaussians = initial_gaussians(config.init, config.prompt, config.gaussians.sh_degree, self.generator,
+                                           self.prior.device, texture_image)
         self.gaussians.to(self.prior.device)
         self.optimizer = build_optimizer(self.gaussians, config.gaussians.optim)
         self.state = RunState()
@@ -134,6 +138,7 @@ class Generation:
             self.reference_images = sample_reference_images(
                 self.prior, config.prompt, self.visual_prompt, cameras, config.sgc, self.generator
             )
+        self.state.setup_unet_calls, self.state.setup_unet_rows = self.prior.counter.calls, self.prior.counter.rows
 
     def _resume(self) -> None:
         checkpoint = load_checkpoint(self.out_dir, self.config.gaussians.optim, self.densify)
@@ -206,6 +211,8 @@ class Generation:
     def _bound_scales(self) -> None:
         """Project the scales back into [min_scale, max_scale] after the optimiser step."""
         low, high = self.config.gaussians.min_scale, self.config.gaussians.max_scale
+        if low <= 0 and high <= 0:  # no bounds (torch.clamp refuses two None bounds)
+            return
         with torch.no_grad():
             self.gaussians.log_scales.clamp_(
                 min=math.log(low) if low > 0 else None, max=math.log(high) if high > 0 else None
@@ -253,6 +260,17 @@ class Generation:
                                                  self.generator.get_state(), extras, self.state))
 
     # ----- metrics --------------------------------------------------------------------------
+    def unet_costs(self) -> dict[str, float]:
+        """UNet calls and rows in total, in set-up sampling, and per loop step (set-up excluded)."""
+        state, counter = self.state, self.prior.counter
+        steps = max(state.step, 1)
+        return {
+            "calls": counter.calls, "rows": counter.rows,
+            "setup_calls": state.setup_unet_calls, "setup_rows": state.setup_unet_rows,
+            "calls_per_step": (counter.calls - state.setup_unet_calls) / steps,
+            "rows_per_step": (counter.rows - state.setup_unet_rows) / steps,
+        }
+
     def metrics(self, interrupted: bool) -> dict:
         state = self.state
         steps = max(state.step, 1)
@@ -262,8 +280,7 @@ class Generation:
             "steps": state.step,
             "interrupted": interrupted,
             "losses": {k: sum(v[-HISTORY_WINDOW:]) / len(v[-HISTORY_WINDOW:]) for k, v in state.history.items() if v},
-            "unet": {"calls": self.prior.counter.calls, "rows": self.prior.counter.rows,
-                     "calls_per_step": self.prior.counter.calls / steps},
+            "unet": self.unet_costs(),
             "time_s": state.elapsed_s,
             "seconds_per_step": state.elapsed_s / steps,
             "peak_memory_mb": peak_memory_mb(),
@@ -273,7 +290,7 @@ class Generation:
         }
         named = named_model(self.config.prior.model)
         if named is not None and named.attribute_reader is not None:
-            renders = render_views(self.gaussians.cpu(), self.config.export, self.prior.resolution, WHITE)
+            renders = render_views(self.gaussians.detached_copy("cpu"), self.config.export, self.prior.resolution, WHITE)
             metrics["attributes"] = attribute_report(renders, self.config.prompt, self.visual_prompt, named.attribute_reader())
         return metrics
 
