@@ -79,7 +79,7 @@ def test_sgc_switched_off_costs_no_reference_samples(world, tmp_path):
 
 
 def _interrupt_at(step_to_stop: int):
-    def on_step(step: int, logs: dict) -> None:
+    def on_step(step: int, logs: dict, gaussians) -> None:
         if step == step_to_stop:
             os.kill(os.getpid(), signal.SIGINT)
 

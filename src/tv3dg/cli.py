@@ -14,7 +14,7 @@ import sys
 from tv3dg import __version__
 from tv3dg.errors import UserError
 
-COMMAND_MODULES = ("render", "playground", "mini", "generate")
+COMMAND_MODULES = ("render", "playground", "mini", "generate", "app")
 
 
 def build_parser() -> argparse.ArgumentParser:
