@@ -29,7 +29,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # Smaller exports than the preset's, set the way a user would: key=value on the command line.
-FAST = ["export.turntable_frames=8", "export.turntable_resolution=64", "export.mesh.resolution=48"]
+FAST = ["export.turntable_frames=8", "export.turntable_resolution=64", "export.mesh.resolution=48",
+        "visual_prompt.sample_steps=10", "sgc.sample_steps=10"]
 RUN_TIMEOUT_MS = 240_000  # a 20-step run is ~15 s alone; two sessions queue behind each other
 
 
@@ -103,6 +104,7 @@ def _wait_done(page, state: str = "done") -> str:
     from playwright.sync_api import expect
 
     expect(page.locator("#status")).to_contain_text(f"{state}:", timeout=RUN_TIMEOUT_MS)
+    expect(page.locator("#status")).not_to_contain_text("processing")  # the progress overlay has gone
     return page.locator("#status").inner_text()
 
 
@@ -119,6 +121,8 @@ def _downloaded_zip(page, tmp_path: Path) -> zipfile.ZipFile:
 
 
 def test_a_short_generation_in_the_browser(browser, server, tmp_path):
+    from playwright.sync_api import expect
+
     before = _run_folders(server)
     page = _open(browser, server)
     _start(page, "a red striped cube", 20)
@@ -126,18 +130,25 @@ def test_a_short_generation_in_the_browser(browser, server, tmp_path):
     assert "20 steps" in status and "attribute accuracy" in status
     new = _run_folders(server) - before
     assert len(new) == 1 and next(iter(new)).name.split("-")[2:6] == ["a", "red", "striped", "cube"]
-    assert page.locator("#asset canvas").count() >= 1  # the interactive 3D viewer
-    assert page.locator("#preview img").count() == 1  # the live preview's last render
-    archive = _downloaded_zip(page, tmp_path)
-    archive.extractall(tmp_path)
-    run_dir = tmp_path / next(iter(new)).name
-    gaussians = load_ply(run_dir / "asset.ply")
+    expect(page.locator("#asset canvas")).to_have_count(1)  # the interactive 3D viewer
+    expect(page.locator("#preview img")).to_have_count(1)  # the live preview's last render
+    with page.expect_download() as download:  # the viewer's own download button
+        page.locator("#asset a[download]").click()
+    ply = tmp_path / download.value.suggested_filename
+    download.value.save_as(ply)
+    run_dir = next(iter(new))
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert gaussians.num_points == metrics["num_gaussians"] > 0
-    for name in ("mesh.glb", "views.png", "visual_prompt.png", "config.yaml", "checkpoints/last.safetensors"):
-        assert (run_dir / name).is_file(), name
-    screenshot = Path(os.environ.get("TV3DG_APP_SCREENSHOT", tmp_path / "app.png"))
-    page.screenshot(path=str(screenshot), full_page=True)
+    assert ply.name == "asset.ply" and load_ply(ply).num_points == metrics["num_gaussians"] > 0
+    with _downloaded_zip(page, tmp_path) as archive:
+        names = set(archive.namelist())
+    for name in ("asset.ply", "mesh.glb", "turntable.mp4", "views.png", "visual_prompt.png", "config.yaml",
+                 "metrics.json", "checkpoints/last.safetensors"):
+        assert f"{run_dir.name}/{name}" in names, name
+    expect(page.locator("#mesh canvas")).to_have_count(1, timeout=60_000)
+    screenshot = os.environ.get("TV3DG_APP_SCREENSHOT")  # docs/app.png is made this way
+    if screenshot:
+        time.sleep(15)  # let the software-GL viewers draw the splats and the mesh
+    page.screenshot(path=screenshot or str(tmp_path / "app.png"), full_page=True)
     page.context.close()
 
 
@@ -164,6 +175,8 @@ def test_bad_input_shows_the_command_line_message_and_leaves_no_folder(browser, 
 
 
 def test_two_sessions_at_once_each_get_their_own_result(browser, server):
+    from playwright.sync_api import expect
+
     pages = [_open(browser, server) for _ in range(2)]
     prompts = ["a blue checkered sphere", "a green torus"]
     for page, prompt in zip(pages, prompts):
@@ -171,7 +184,7 @@ def test_two_sessions_at_once_each_get_their_own_result(browser, server):
     for page, prompt, other in zip(pages, prompts, reversed(prompts)):
         status = _wait_done(page)
         assert prompt.replace(" ", "-") in status and other.replace(" ", "-") not in status
-        assert page.locator("#asset canvas").count() >= 1
+        expect(page.locator("#asset canvas")).to_have_count(1)
     for page in pages:
         page.context.close()
 
@@ -184,7 +197,7 @@ def test_stop_ends_at_a_step_boundary_and_writes_every_output(browser, server):
     expect(page.locator("#status")).to_contain_text("step ", timeout=RUN_TIMEOUT_MS)
     page.locator("#stop").click()
     status = _wait_done(page, "stopped")
-    run_dir = Path(status.split("→")[1].strip())
+    run_dir = Path(status.split("→")[1].split("\n")[0].strip())
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["interrupted"] and 1 <= metrics["steps"] < 400
     assert load_ply(run_dir / "asset.ply").num_points == metrics["num_gaussians"]

@@ -19,6 +19,9 @@ from tv3dg.pipeline.interrupt import StopRequest
 
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]  # no web-font download
 MONO_FONTS = ["ui-monospace", "monospace"]
+VIEWER = {"clear_color": (1.0, 1.0, 1.0, 1.0), "camera_position": (None, None, 4.0)}  # white, as the renders
+# Small images (the mini prior's 32 px visual prompt) fill their box instead of sitting in a corner.
+CSS = "#visual_prompt img, #preview img {width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated}"
 
 
 def run_files(run_dir: Path) -> dict[str, Any]:
@@ -45,7 +48,8 @@ def summary(run_dir: Path, metrics: dict) -> str:
     text = f"**{state}**: {metrics['steps']} steps in {metrics['time_s']:.1f} s → `{run_dir}`"
     attributes = metrics.get("attributes")
     if attributes:
-        text += f"  \nattribute accuracy over {attributes['views']} views vs prompt: {attributes['prompt']}"
+        scores = ", ".join(f"{name} {value:.0%}" for name, value in attributes["prompt"].items())
+        text += f"  \nattribute accuracy over {attributes['views']} views vs the prompt: {scores}"
     return text
 
 
@@ -71,8 +75,9 @@ def build_app(settings: AppSettings) -> Any:
                                 info="texture: the image shows the object; style: take only its look")
                 loss = gr.Dropdown(list(LOSSES), value=defaults.distill.loss, label="Loss")
                 with gr.Row():
-                    steps = gr.Number(value=defaults.steps, precision=0, minimum=1, maximum=settings.max_steps,
-                                      label="Steps", elem_id="steps")
+                    # No minimum/maximum here: out-of-range steps get the command line's message.
+                    steps = gr.Number(value=defaults.steps, precision=0, label=f"Steps (1 to {settings.max_steps})",
+                                      elem_id="steps")
                     seed = gr.Number(value=defaults.seed, precision=0, label="Seed", elem_id="seed")
                 with gr.Accordion("Advanced", open=False):
                     cfg = gr.Number(value=plain(defaults.distill.cfg_scale), label="CFG scale")
@@ -87,8 +92,8 @@ def build_app(settings: AppSettings) -> Any:
                                    elem_id="preview")
             with gr.Column(scale=2):
                 with gr.Row():
-                    asset = gr.Model3D(label="3D Gaussians (asset.ply)", elem_id="asset", height=320)
-                    mesh = gr.Model3D(label="Mesh (mesh.glb)", elem_id="mesh", height=320)
+                    asset = gr.Model3D(label="3D Gaussians (asset.ply)", elem_id="asset", height=320, **VIEWER)
+                    mesh = gr.Model3D(label="Mesh (mesh.glb)", elem_id="mesh", height=320, **VIEWER)
                 with gr.Row():
                     turntable = gr.Video(label="Turntable", elem_id="turntable", height=200)
                     views = gr.Image(label="views.png", elem_id="views", height=200)
@@ -96,9 +101,10 @@ def build_app(settings: AppSettings) -> Any:
                 with gr.Row():
                     metrics = gr.JSON(label="metrics.json", elem_id="metrics", open=False)
                     download = gr.File(label="Run folder (zip)", elem_id="download")
-        with gr.Accordion("Past runs (click one to reopen it)", open=False):
+        with gr.Accordion("Past runs (click one to reopen it)"):
             refresh = gr.Button("Refresh", size="sm")
-            gallery = gr.Gallery(columns=6, height=200, allow_preview=False, elem_id="gallery", show_label=False)
+            gallery = gr.Gallery(columns=8, height=180, object_fit="contain", allow_preview=False, elem_id="gallery",
+                                 show_label=False)
             listed = gr.State([])
         api_trigger = gr.Button(visible=False)
 
@@ -172,4 +178,4 @@ def launch_options(settings: AppSettings, max_upload: str) -> dict:
     gr = require_gradio()
     theme = gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS)
     return {"allowed_paths": [str(settings.runs.resolve())], "max_file_size": max_upload, "ssr_mode": False,
-            "theme": theme, "show_error": True}
+            "theme": theme, "css": CSS, "show_error": True}
