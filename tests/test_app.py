@@ -148,8 +148,15 @@ def test_a_short_generation_in_the_browser(browser, server, tmp_path):
     screenshot = os.environ.get("TV3DG_APP_SCREENSHOT")  # docs/app.png is made this way
     if screenshot:
         time.sleep(15)  # let the software-GL viewers draw the splats and the mesh
+    expect(page.locator("#gallery img")).to_have_count(1)
     page.screenshot(path=screenshot or str(tmp_path / "app.png"), full_page=True)
     page.context.close()
+
+    later = _open(browser, server)  # a past run can be reopened from the gallery
+    later.locator("#gallery img").first.click()
+    expect(later.locator("#status")).to_contain_text(run_dir.name, timeout=60_000)
+    expect(later.locator("#asset canvas")).to_have_count(1)
+    later.context.close()
 
 
 def _write(path: Path, image: Image.Image) -> Path:

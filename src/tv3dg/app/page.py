@@ -5,6 +5,8 @@ Every generation (from the page or the API) goes through one queue slot per devi
 session's outputs are returned to that session only.
 """
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -58,7 +60,8 @@ def build_app(settings: AppSettings) -> Any:
     gr = require_gradio()
     defaults = settings.defaults()
     sessions = Sessions()
-    zips = Path(tempfile.mkdtemp(prefix="tv3dg-app-zips-"))
+    zips = Path(tempfile.mkdtemp(prefix="tv3dg-app-zips-"))  # downloads, rebuilt on demand
+    atexit.register(shutil.rmtree, zips, ignore_errors=True)
 
     def plain(value: Any) -> float | None:
         return value if isinstance(value, (int, float)) else None  # a schedule stays the preset's
@@ -106,15 +109,15 @@ def build_app(settings: AppSettings) -> Any:
             gallery = gr.Gallery(columns=8, height=180, object_fit="contain", allow_preview=False, elem_id="gallery",
                                  show_label=False)
             listed = gr.State([])
+        current = gr.State(None)  # this session's last run folder
         api_trigger = gr.Button(visible=False)
 
         results = [asset, mesh, turntable, views, visual_prompt, metrics, download]
 
-        def shown(run_dir: Path) -> dict:
+        def shown(run_dir: Path) -> list:
             files = run_files(run_dir)
-            return {status: summary(run_dir, files["metrics"]), asset: files["asset"], mesh: files["mesh"],
-                    turntable: files["turntable"], views: files["views"], visual_prompt: files["visual_prompt"],
-                    metrics: files["metrics"], download: str(zip_run(run_dir, zips))}
+            return [summary(run_dir, files["metrics"]), files["asset"], files["mesh"], files["turntable"],
+                    files["views"], files["visual_prompt"], files["metrics"], str(zip_run(run_dir, zips))]
 
         def generate_on_page(text, upload, mode_, loss_, steps_, seed_, cfg_, pag_, ip_, sgc_,
                              request: gr.Request, progress=gr.Progress()) -> Iterator[dict]:
@@ -123,7 +126,7 @@ def build_app(settings: AppSettings) -> Any:
             try:
                 for event in run_job(settings, inputs, stop):
                     if isinstance(event, Finished):
-                        yield shown(event.result.out_dir)
+                        yield {status: "finished; loading the results", current: str(event.result.out_dir)}
                     else:
                         progress((event.step, event.total), desc=event.describe())
                         update = {status: event.describe()}
@@ -140,8 +143,7 @@ def build_app(settings: AppSettings) -> Any:
                 gr.Info("stopping after the current step; every output is still written")
 
         def generate_api(text: str, upload: str | None, mode_: str, loss_: str, steps_: float, seed_: float) -> tuple:
-            """Run one generation; returns asset.ply, mesh.glb, the turntable, views.png and metrics.json.
-            (No Stop button here: a client that closes the call stops the run at a step boundary.)"""
+            """Run one generation; returns asset.ply, mesh.glb, the turntable, views.png and metrics.json."""
             inputs = PageInputs(text, upload, mode_, loss_, steps_, seed_)
             try:
                 finished = [e for e in run_job(settings, inputs, StopRequest()) if isinstance(e, Finished)][0]
@@ -154,14 +156,20 @@ def build_app(settings: AppSettings) -> Any:
             runs = [p for p in finished_runs(settings.runs) if (p / "views.png").is_file()]
             return [(str(p / "views.png"), p.name) for p in runs], [p.name for p in runs]
 
-        def reopen(names: list[str], event: gr.SelectData) -> dict:
+        def reopen(names: list[str], event: gr.SelectData) -> list:
             return shown(settings.runs / names[event.index])
 
+        def show_current(run_dir: str | None) -> list:
+            return shown(Path(run_dir)) if run_dir else [gr.skip()] * (1 + len(results))
+
         inputs = [prompt, image, mode, loss, steps, seed, cfg, pag, ip_scale, sgc]
+        # The result viewers are filled by a second, quick event: a 3D viewer that was an output of the
+        # long-running event never draws its scene in the browser.
         run_button.click(
-            generate_on_page, inputs, [status, preview, *results], concurrency_limit=1, concurrency_id="device",
+            generate_on_page, inputs, [status, preview, current], concurrency_limit=1, concurrency_id="device",
             show_progress_on=[status], api_visibility="private",
-        ).then(list_runs, None, [gallery, listed], api_visibility="private")
+        ).success(show_current, current, [status, *results], api_visibility="private").then(
+            list_runs, None, [gallery, listed], api_visibility="private")
         stop_button.click(stop_on_page, None, None, concurrency_limit=None, api_visibility="private")
         api_trigger.click(
             generate_api, [prompt, image, mode, loss, steps, seed], [asset, mesh, turntable, views, metrics],
