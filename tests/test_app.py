@@ -171,11 +171,10 @@ def test_bad_input_shows_the_command_line_message_and_leaves_no_folder(browser, 
     page = _open(browser, server)
     page.locator("#generate").click()
     expect(page.get_by_text("the prompt is empty")).to_be_visible(timeout=30_000)
-    gray = _write(tmp_path / "gray.png", Image.fromarray(np.full((64, 64), 128, np.uint8), "L"))
-    page.locator("#image input[type=file]").set_input_files(str(gray))
+    deep = _write(tmp_path / "deep.png", Image.fromarray(np.full((64, 64), 40000, np.uint16)))  # 16 bits
+    page.locator("#image input[type=file]").set_input_files(str(deep))
     _start(page, "a red striped cube", 20)
-    expect(page.get_by_text("is grayscale; the visual prompt carries colour, give an RGB image")).to_be_visible(
-        timeout=30_000)
+    expect(page.get_by_text("has more than 8 bits per channel; save it as 8-bit RGB(A)")).to_be_visible(timeout=30_000)
     assert _run_folders(server) == before
     assert "Traceback" not in page.content()
     page.context.close()

@@ -9,7 +9,8 @@ from pathlib import Path
 from tv3dg.config import deep_merge, from_dict, merge_overrides
 from tv3dg.errors import UserError
 from tv3dg.pipeline.config import GenerateConfig, build_config, preset_data
-from tv3dg.pipeline.visual_prompt import read_visual_prompt
+from tv3dg.pipeline.run import image_background
+from tv3dg.priors.images import read_image
 
 
 @dataclass(frozen=True)
@@ -24,10 +25,10 @@ class AppSettings:
 
     @classmethod
     def from_command_line(
-        cls, preset: str | None, model: str | None, ip_adapter: str | None, overrides: list[str], runs: Path,
-        max_steps: int,
+        cls, preset: str | None, paths: dict[str, str | None], overrides: list[str], runs: Path, max_steps: int,
     ) -> "AppSettings":
-        prior = {k: v for k, v in (("model", model), ("ip_adapter", ip_adapter)) if v is not None}
+        """`paths`: the prior's weight paths (model, ip_adapter, image_encoder), None where not given."""
+        prior = {k: v for k, v in paths.items() if v is not None}
         settings = cls(preset, merge_overrides({"prior": prior} if prior else {}, overrides), runs, max_steps)
         settings.defaults()  # a misspelt key or a bad value fails at launch, not on the first run
         if max_steps < 1:
@@ -74,7 +75,7 @@ def config_for(settings: AppSettings, inputs: PageInputs) -> GenerateConfig:
         raise UserError(f"steps {config.steps} is above this app's limit of {settings.max_steps}; "
                         "lower steps or start the app with a higher --max-steps")
     if config.image:
-        read_visual_prompt(config.image)
+        read_image(config.image, image_background(config))
     return config
 
 

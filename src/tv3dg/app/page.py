@@ -15,7 +15,7 @@ from tv3dg.app import require_gradio
 from tv3dg.app.inputs import AppSettings, PageInputs
 from tv3dg.app.jobs import Finished, Sessions, run_job
 from tv3dg.app.runs import finished_runs, zip_run
-from tv3dg.commands.generate import LOSSES
+from tv3dg.distill.objectives import LOSS_NAMES
 from tv3dg.errors import UserError
 from tv3dg.pipeline.interrupt import StopRequest
 
@@ -72,11 +72,11 @@ def build_app(settings: AppSettings) -> Any:
         with gr.Row():
             with gr.Column(scale=1):
                 prompt = gr.Textbox(label="Prompt", placeholder="a red striped cube", elem_id="prompt")
-                image = gr.File(label="Visual prompt (optional: an 8-bit RGB PNG/JPEG; "
-                                "without it a sample of the prompt is used)", file_types=["image"], elem_id="image")
+                image = gr.File(label="Visual prompt (optional: an 8-bit PNG/JPEG; "
+                                "transparency becomes the background; without it a sample of the prompt is used)", file_types=["image"], elem_id="image")
                 mode = gr.Radio(["texture", "style"], value=defaults.prior.ip_mode, label="Mode",
                                 info="texture: the image shows the object; style: take only its look")
-                loss = gr.Dropdown(list(LOSSES), value=defaults.distill.loss, label="Loss")
+                loss = gr.Dropdown(list(LOSS_NAMES), value=defaults.distill.loss, label="Loss")
                 with gr.Row():
                     # No minimum/maximum here: out-of-range steps get the command line's message.
                     steps = gr.Number(value=defaults.steps, precision=0, label=f"Steps (1 to {settings.max_steps})",

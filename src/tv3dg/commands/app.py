@@ -18,6 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", help="preset name (mini, sd15) or a YAML file (default mini)")
     parser.add_argument("--model", help="SD-1.5 diffusers folder or cached HF id (sets prior.model)")
     parser.add_argument("--ip-adapter", help="IP-Adapter SD-1.5 .safetensors (sets prior.ip_adapter)")
+    parser.add_argument("--image-encoder", help="the adapter's CLIP image-encoder folder (sets prior.image_encoder; "
+                        "default: image_encoder/ beside the adapter)")
     parser.add_argument("--runs", type=Path, default=Path("runs/app"), help="folder of the runs (default runs/app)")
     parser.add_argument("--max-steps", type=int, default=2000, help="most steps a page may ask for (default 2000)")
     parser.add_argument("--max-upload", default="20mb", help="largest visual prompt upload (default 20mb)")
@@ -32,7 +34,7 @@ def run(args: argparse.Namespace) -> None:
     from tv3dg.app.inputs import AppSettings
     from tv3dg.app.page import build_app, launch_options
 
-    settings = AppSettings.from_command_line(args.config, args.model, args.ip_adapter, args.overrides, args.runs,
-                                             args.max_steps)
+    paths = {"model": args.model, "ip_adapter": args.ip_adapter, "image_encoder": args.image_encoder}
+    settings = AppSettings.from_command_line(args.config, paths, args.overrides, args.runs, args.max_steps)
     app = build_app(settings)
     app.queue().launch(server_name=args.host, server_port=args.port, **launch_options(settings, args.max_upload))
