@@ -187,6 +187,8 @@ def test_two_sessions_at_once_each_get_their_own_result(browser, server):
     prompts = ["a blue checkered sphere", "a green torus"]
     for page, prompt in zip(pages, prompts):
         _start(page, prompt, 10)
+    # One generation per device: the second session waits and sees its place in the queue.
+    expect(pages[1].locator("#status")).to_contain_text("queue: 1/", timeout=30_000)
     for page, prompt, other in zip(pages, prompts, reversed(prompts)):
         status = _wait_done(page)
         assert prompt.replace(" ", "-") in status and other.replace(" ", "-") not in status
