@@ -216,9 +216,11 @@ def test_the_generate_api_with_gradio_client(server):
     from gradio_client import Client, handle_file
 
     client = Client(server.url, verbose=False)
+    example = Path(__file__).parents[1] / "examples" / "yellow_striped_cube.png"
     asset, mesh, turntable, views, metrics = client.predict(
-        "a purple cylinder", None, "texture", "vpcsm", 10, 1, api_name="/generate")
+        "a cylinder", handle_file(str(example)), "style", "vpcsm", 10, 1, api_name="/generate")
     assert load_ply(asset).num_points == metrics["num_gaussians"]
+    assert Path(metrics["visual_prompt"]).name == "input_image.png"  # the upload, kept in the run folder
     assert Path(mesh).suffix == ".glb" and Path(views).suffix == ".png" and metrics["steps"] == 10
     with pytest.raises(Exception, match="steps must be at least 1"):
-        client.predict("a purple cylinder", None, "texture", "vpcsm", 0, 1, api_name="/generate")
+        client.predict("a cylinder", None, "texture", "vpcsm", 0, 1, api_name="/generate")
