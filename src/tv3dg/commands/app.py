@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tv3dg.commands.arguments import add_overrides
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -23,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/app"), help="folder of the runs (default runs/app)")
     parser.add_argument("--max-steps", type=int, default=2000, help="most steps a page may ask for (default 2000)")
     parser.add_argument("--max-upload", default="20mb", help="largest visual prompt upload (default 20mb)")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every run")
+    add_overrides(parser, "export.turntable_frames=24, applied to every run")
     parser.set_defaults(func=run)
 
 
