@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ from tv3dg.gaussians.ply import load_ply
 from tv3dg.pipeline import outputs as outputs_module
 from tv3dg.pipeline import run as run_module
 from tv3dg.pipeline.config import build_config
+from tv3dg.pipeline.interrupt import StopRequest
 from tv3dg.pipeline.run import generate
 
 FAST = [
@@ -115,7 +118,7 @@ def test_sgc_switched_off_costs_no_reference_samples(world, tmp_path):
 
 
 def _interrupt_at(step_to_stop: int):
-    def on_step(step: int, logs: dict) -> None:
+    def on_step(step: int, logs: dict, gaussians) -> None:
         if step == step_to_stop:
             os.kill(os.getpid(), signal.SIGINT)
 
@@ -135,6 +138,20 @@ def test_interrupted_then_resumed_run_equals_an_uninterrupted_one(world, tmp_pat
     for key in (k for k in a if k.startswith("gaussians.")):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
     assert resumed.metrics["unet"]["calls"] == straight.metrics["unet"]["calls"]
+
+
+def test_a_stop_request_from_another_thread_ends_at_a_step_boundary(world, tmp_path):
+    stop = StopRequest()
+
+    def on_step(step: int, logs: dict, gaussians) -> None:
+        if step == 3:
+            threading.Thread(target=stop.request).start()  # as the app's Stop button does
+            time.sleep(0.2)
+
+    result = generate(config_for(world), tmp_path / "run", progress=False, on_step=on_step, stop=stop)
+    assert result.interrupted and result.metrics["steps"] == 3
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["interrupted"]
+    assert load_ply(tmp_path / "run" / "asset.ply").num_points == result.metrics["num_gaussians"]
 
 
 def test_nonfinite_gradients_are_skipped_without_corrupting_the_asset(world, tmp_path, monkeypatch):

@@ -25,6 +25,7 @@ from tv3dg.distill.losses import compute_distillation, encode_renders, render_lo
 from tv3dg.errors import UserError
 from tv3dg.eval.attributes import attribute_report
 from tv3dg.gaussians.densify import DensifyStrategy
+from tv3dg.gaussians.model import Gaussians
 from tv3dg.gaussians.optim import build_optimizer, update_learning_rates
 from tv3dg.init.initializers import check_initializer, initial_gaussians
 from tv3dg.pipeline.checkpoint import CHECKPOINT_NAME, Checkpoint, RunState, load_checkpoint, save_checkpoint
@@ -38,7 +39,9 @@ from tv3dg.priors.registry import named_model
 from tv3dg.render.cameras import Cameras, OrbitRanges, orbit_cameras, sample_orbit_cameras, turntable_cameras
 from tv3dg.render.rasterizer import rasterize
 
-StepCallback = Callable[[int, dict[str, float]], None]
+StepCallback = Callable[[int, dict[str, float], Gaussians], None]
+"""Called after each step with the step count, its logs and the live Gaussians (read them, e.g. for a
+preview render under `torch.no_grad()`; never modify them)."""
 WHITE = torch.ones(3)
 HISTORY_WINDOW = 50  # metrics.json reports each loss as the mean over the last steps
 
@@ -223,13 +226,13 @@ class Generation:
             return False
         return all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in self.gaussians.parameters())
 
-    def run(self, on_step: StepCallback | None = None) -> GenerationResult:
+    def run(self, on_step: StepCallback | None = None, stop: StopRequest | None = None) -> GenerationResult:
         config = self.config
         interrupted = False
         started = time.perf_counter() - self.state.elapsed_s
         write_text_atomic(self.out_dir / "config.yaml", dump_yaml(config))
         bar = tqdm(total=config.steps, initial=self.state.step, desc="generate", unit="step", disable=not self.progress)
-        with StopRequest() as stop, bar:
+        with stop or StopRequest() as stop, bar:
             while self.state.step < config.steps:
                 logs = self.train_step(self.state.step)
                 self.state.log(logs)
@@ -238,7 +241,7 @@ class Generation:
                 bar.update(1)
                 bar.set_postfix(loss=f"{logs['loss']:.4g}", n=int(self.gaussians.num_points))
                 if on_step is not None:
-                    on_step(self.state.step, logs)
+                    on_step(self.state.step, logs, self.gaussians)
                 if stop.requested:
                     interrupted = True
                     break
@@ -297,10 +300,12 @@ class Generation:
 
 def generate(
     config: GenerateConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
-    on_step: StepCallback | None = None, overwrite: bool = False,
+    on_step: StepCallback | None = None, overwrite: bool = False, stop: StopRequest | None = None,
 ) -> GenerationResult:
     """Run (or resume) a generation into `out_dir`; see `GenerateConfig` for every option.
 
     A folder that already holds a run is refused unless `resume` (continue it) or `overwrite`.
+    `stop.request()` (from any thread) ends the run at the next step boundary, as Ctrl-C does,
+    and every output is still written.
     """
-    return Generation(config, Path(out_dir), resume, progress, overwrite).run(on_step)
+    return Generation(config, Path(out_dir), resume, progress, overwrite).run(on_step, stop)
