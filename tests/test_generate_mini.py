@@ -28,5 +28,5 @@ def test_short_generation_on_the_bundled_prior(tmp_path):
     # densification starts at step 100: the 4096 initial points are all still there
     assert metrics["densify"] == {"cloned": 0, "split": 0, "pruned": 0, "opacity_resets": 0}
     assert load_ply(out / "asset.ply").num_points == metrics["num_gaussians"] == 4096
-    for name in ("mesh.glb", "mesh.obj", "turntable.mp4", "views.png", "visual_prompt.png", "config.yaml"):
+    for name in ("mesh.glb", "mesh.obj", "mesh.mtl", "mesh.png", "turntable.mp4", "views.png", "visual_prompt.png", "config.yaml"):
         assert (out / name).stat().st_size > 0, name

@@ -33,6 +33,8 @@ class RunState:
     step: int = 0
     unet_calls: int = 0
     unet_rows: int = 0
+    setup_unet_calls: int = 0  # of unet_calls: Func Switch and SGC reference sampling before step 0
+    setup_unet_rows: int = 0
     elapsed_s: float = 0.0
     nonfinite_steps: int = 0
     history: dict[str, list[float]] = field(default_factory=dict)

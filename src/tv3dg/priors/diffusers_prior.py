@@ -101,14 +101,18 @@ class DiffusersPrior(DiffusionPrior):
         self._place_modules()
 
     def _place_modules(self) -> None:
-        text_device = torch.device("cpu") if self.config.text_encoder_on_cpu else self._device
-        for module, device in (
-            (self.unet, self._device), (self.vae, self._device), (self.text_encoder, text_device), (self.image_encoder, self._device)
+        # Off the GPU the text encoder runs in float32 (half precision is slow or missing on CPUs);
+        # its cached embeddings are cast to the run's dtype.
+        text_on_cpu = self.config.text_encoder_on_cpu
+        text_device, text_dtype = (torch.device("cpu"), torch.float32) if text_on_cpu else (self._device, self.dtype)
+        for module, device, dtype in (
+            (self.unet, self._device, self.dtype), (self.vae, self._device, self.dtype),
+            (self.text_encoder, text_device, text_dtype), (self.image_encoder, self._device, self.dtype),
         ):
-            if module is not None:
+            if module is not None:  # in the run's dtype, whatever dtype the files hold
                 module.requires_grad_(False).eval().to(device)
-                if self.dtype != torch.float32:
-                    module.to(self.dtype)
+                if any(p.dtype != dtype for p in module.parameters()):
+                    module.to(dtype)
         if self.config.channels_last:
             self.unet.to(memory_format=torch.channels_last)
         if self.config.vae_slicing:
