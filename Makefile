@@ -3,7 +3,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: setup demo test bench chromium
 
 setup: $(STAMP)
 
@@ -20,7 +22,11 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(VENV)/bin/tv3dg generate --prompt "a red striped cube" --out outputs/demo --overwrite
 
-test: setup
+# The app's browser tests drive the system Chromium (Debian's package; Playwright downloads no browser).
+chromium:
+	@test -x $(CHROMIUM) || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+test: setup chromium
 	$(PY) -m pytest -q
 
 bench: setup

@@ -27,10 +27,13 @@ from tv3dg.render.rasterizer import rasterize
 
 
 def render_views(gaussians: Gaussians, config: ExportConfig, resolution: int, background: Tensor) -> Tensor:
-    """Renders [V,3,R,R] at `config.views` evenly spaced azimuths (views.png and the metrics)."""
-    cameras = turntable_cameras(config.views, config.turntable_elevation_deg, config.radius, config.fov_deg, resolution)
+    """Renders [V,3,R,R] at `config.views` evenly spaced azimuths (views.png, the metrics, the app's
+    preview), on the Gaussians' own device."""
+    device = gaussians.means.device
+    cameras = turntable_cameras(config.views, config.turntable_elevation_deg, config.radius, config.fov_deg, resolution,
+                                device=device)
     with torch.no_grad():
-        return rasterize(gaussians, cameras, background).rgb.permute(0, 3, 1, 2)
+        return rasterize(gaussians, cameras, background.to(device)).rgb.permute(0, 3, 1, 2)
 
 
 def write_mesh(out_dir: Path, gaussians: Gaussians, config: ExportConfig, metrics: dict) -> None:
@@ -60,7 +63,7 @@ def write_outputs(
     progress: bool = True,
 ) -> dict:
     """Write every output file; returns `metrics` completed with what the export itself found."""
-    gaussians = gaussians.cpu()
+    gaussians = gaussians.detached_copy("cpu")
     save_ply(out_dir / "asset.ply", gaussians)
     write_mesh(out_dir, gaussians, config.export, metrics)
     export = config.export
