@@ -14,7 +14,7 @@ import sys
 from tv3dg import __version__
 from tv3dg.errors import UserError
 
-COMMAND_MODULES = ("render", "playground", "mini", "generate")
+COMMAND_MODULES = ("render", "playground", "mini", "generate", "batch")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +24,17 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(f"tv3dg.commands.{name}").register(subparsers)
     return parser
+
+
+def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """`parse_args`, except that key=value overrides may also come after options (intermixed):
+    argparse fills a `nargs="*"` positional from one run of arguments only and leaves the rest over."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and (not hasattr(args, "overrides") or any(a.startswith("-") or "=" not in a for a in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    return args
 
 
 def quiet_libraries() -> None:
@@ -40,7 +51,7 @@ def quiet_libraries() -> None:
 def main(argv: list[str] | None = None) -> int:
     quiet_libraries()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_arguments(parser, argv)
     try:
         args.func(args)
     except UserError as err:

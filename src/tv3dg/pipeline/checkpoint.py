@@ -90,6 +90,18 @@ def load_checkpoint(out_dir: Path, optim_config: OptimConfig, densify: DensifySt
     return Checkpoint(gaussians, optimizer, densify, tensors["rng"], _section(tensors, "extra"), state)
 
 
+def saved_step(out_dir: Path) -> int | None:
+    """The step of the checkpoint in `out_dir` (reads only its metadata), or None if there is none."""
+    path = out_dir / CHECKPOINT_NAME
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return int(json.loads(handle.metadata()["state"])["step"])
+    except (SafetensorError, KeyError, TypeError, ValueError, OSError) as err:
+        raise UserError(f"checkpoint '{path}' is unreadable ({type(err).__name__}); start a new run") from None
+
+
 def _section(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
     return {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
 
