@@ -33,11 +33,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cases", type=int, help="keep only the first N cases of the grid")
     parser.add_argument("--seeds", type=int, help="seeds 0..N-1 instead of the grid's")
     parser.add_argument("--steps", type=int, help="steps per asset instead of the grid's")
+    parser.add_argument("--variants", nargs="+", metavar="NAME", help="run only these variants (default: all)")
     parser.add_argument("--address", help="Ray cluster address for tv3dg batch (default: this machine)")
     parser.add_argument("--cpus-per-job", type=int, default=1)
     parser.add_argument("--gpus-per-job", type=float)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="parallel jobs assumed by the full-grid wall-time estimate")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--doc", type=Path, default=Path("docs/ablation.md"), help="where the report goes (figure beside it)")
     parser.add_argument("overrides", nargs="*", help="config overrides for every job, e.g. prior.device=cuda")
     return parser.parse_args(argv)
@@ -51,12 +53,14 @@ def run_jobs(jobs: Path, runs: Path, args: argparse.Namespace) -> int:
         command += ["--address", args.address]
     if args.gpus_per_job is not None:
         command += ["--gpus-per-job", str(args.gpus_per_job)]
+    if args.quiet:
+        command.append("--quiet")
     return subprocess.call(command + list(args.overrides))
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    grid = Grid.build(args.quick, args.cases, args.seeds, args.steps)
+    grid = Grid.build(args.quick, args.cases, args.seeds, args.steps, args.variants)
     jobs = write_jobs(grid, args.out)
     code = run_jobs(jobs, args.out / "runs", args)
     if code != 0:

@@ -25,19 +25,24 @@ METRICS = {
     "flip": (("text", "style", "texture"), False, "share of assets whose reading differs between the front and the back view"),
     "floaters": (("text", "style", "texture"), False, "alpha mass > 3 px from the asset's own main body, held-out views"),
     "outside_shape": (("text", "style", "texture"), False, "alpha mass > 3 px from the world silhouette of the text's shape"),
-    "seconds": (("text", "style", "texture"), False, "wall seconds per asset (batch job time)"),
+    "seconds": (("text", "style", "texture"), False, "seconds of optimisation per asset (the generate loop)"),
     "unet_calls": (("text", "style", "texture"), False, "UNet calls per asset"),
 }
 
 
-def asset_metrics(folder: Path, kind: str, job_seconds: float | None) -> dict[str, float]:
-    """Every metric of one finished asset folder (metrics.json + asset.ply)."""
+def asset_metrics(folder: Path, kind: str, row: dict) -> dict[str, float]:
+    """Every metric of one finished asset folder (metrics.json + asset.ply) and its index row.
+
+    `seconds` is the optimisation loop's time, which survives resumes (checkpoints carry it);
+    `overhead` (loading, reference views, export) only comes from a job run start to end in one go.
+    """
     metrics = json.loads((folder / "metrics.json").read_text())
     attributes = metrics["attributes"]
     predicted = attributes["predicted"]
+    whole_run = not row.get("skipped") and row.get("resumed_from") is None and row.get("wall_s") is not None
     result = {"agreement": view_agreement(predicted), "flip": float(front_back_flip(predicted)),
-              "seconds": float(job_seconds if job_seconds is not None else metrics["time_s"]),
-              "loop_seconds": float(metrics["time_s"]), "seconds_per_step": float(metrics["seconds_per_step"]),
+              "seconds": float(metrics["time_s"]), "seconds_per_step": float(metrics["seconds_per_step"]),
+              "overhead": float(row["wall_s"] - metrics["time_s"]) if whole_run else float("nan"),
               "unet_calls": float(metrics["unet"]["calls"])}
     if kind == "text":
         result["text"] = attributes["prompt"]["all"]
@@ -71,7 +76,7 @@ def collect(grid: Grid, runs: Path) -> tuple[list[dict], list[dict]]:
             missing.append({"id": jid, "status": (row or {}).get("status", "not run"), "reason": (row or {}).get("reason")})
             continue
         done.append({"id": jid, "variant": variant.name, "case": case.id, "kind": case.kind, "seed": seed,
-                     **asset_metrics(runs / jid, case.kind, row.get("time_s"))})
+                     **asset_metrics(runs / jid, case.kind, row)})
     return done, missing
 
 
@@ -126,7 +131,7 @@ def claim_verdicts(assets: list[dict], summary: dict) -> list[dict]:
         readings = [c["reading"] for c in comparisons]
         holds = "for" in readings and "against" not in readings
         absolute = []
-        if key == "visual_prompt":
+        if key == "visual_prompt" and DEFAULT in summary:
             for metric in ("style_all", "texture_all"):
                 s = summary[DEFAULT][metric]
                 absolute.append({"metric": metric, "mean": s["mean"], "ci95": s["ci95"], "threshold": MAJORITY,
@@ -139,20 +144,22 @@ def claim_verdicts(assets: list[dict], summary: dict) -> list[dict]:
 
 def full_grid_estimate(assets: list[dict], workers: int) -> dict:
     """Wall time of the full grid (FULL_STEPS steps, every case and seed) from the measured assets:
-    per variant, measured seconds per step x FULL_STEPS plus the measured per-asset overhead
-    (job seconds minus loop seconds: model loading, reference views, export)."""
+    per variant, measured seconds per step x FULL_STEPS plus the mean measured per-asset overhead
+    (job wall time minus loop time: model loading, reference views, export, over all variants)."""
     full = Grid.build(quick=False)
     per_variant = {}
     total = 0.0
+    overheads = [a["overhead"] for a in assets if a["overhead"] == a["overhead"]]
+    overhead = float(np.mean(overheads)) if overheads else float("nan")
     for variant in full.variants:
         measured = [a for a in assets if a["variant"] == variant.name]
         if not measured:
             continue
-        seconds = float(np.mean([a["seconds_per_step"] * FULL_STEPS + a["seconds"] - a["loop_seconds"] for a in measured]))
+        seconds = float(np.mean([a["seconds_per_step"] for a in measured])) * FULL_STEPS + overhead
         jobs = sum(1 for v, _, _ in full.cells() if v.name == variant.name)
         per_variant[variant.name] = {"seconds_per_asset": seconds, "jobs": jobs}
         total += seconds * jobs
     complete = len(per_variant) == len(full.variants)
     return {"jobs": len(full.cells()), "cases": len(all_cases()), "seeds": len(full.seeds), "steps": FULL_STEPS,
-            "workers": workers, "per_variant": per_variant, "complete": complete,
+            "workers": workers, "overhead_s": overhead, "per_variant": per_variant, "complete": complete,
             "hours": total / workers / 3600 if complete else float("nan")}

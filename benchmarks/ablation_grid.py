@@ -18,6 +18,7 @@ from pathlib import Path
 from mini_quality import STYLE_CASES, TEXT_PROMPTS, world_image
 
 from tv3dg.atomic import write_text_atomic
+from tv3dg.errors import UserError
 from tv3dg.priors.mini.world import COLOUR_NAMES, PATTERNS, SHAPES
 
 TEXTURE_CASES = (  # (text, (shape, colour, pattern) of the visual prompt's object): the same shape
@@ -110,7 +111,13 @@ class Grid:
     quick: bool
 
     @classmethod
-    def build(cls, quick: bool, max_cases: int | None = None, seeds: int | None = None, steps: int | None = None) -> "Grid":
+    def build(cls, quick: bool, max_cases: int | None = None, seeds: int | None = None, steps: int | None = None,
+              variants: list[str] | None = None) -> "Grid":
+        """The full or quick grid, optionally cut down (first `max_cases` cases, named `variants`)."""
+        unknown = set(variants or ()) - {v.name for v in VARIANTS}
+        if unknown:
+            raise UserError(f"unknown variant(s) {sorted(unknown)}; choose from {[v.name for v in VARIANTS]}")
+        chosen = tuple(v for v in VARIANTS if variants is None or v.name in variants)
         cases = all_cases()
         check_coverage(cases)
         if quick:
@@ -118,7 +125,7 @@ class Grid:
         if max_cases is not None:
             cases = cases[:max_cases]
         seeds = seeds or (QUICK_SEEDS if quick else FULL_SEEDS)
-        return cls(VARIANTS, tuple(cases), tuple(range(seeds)), steps or (QUICK_STEPS if quick else FULL_STEPS), quick)
+        return cls(chosen, tuple(cases), tuple(range(seeds)), steps or (QUICK_STEPS if quick else FULL_STEPS), quick)
 
     def cells(self) -> list[tuple[Variant, Case, int]]:
         return [(v, c, s) for v in self.variants for c in self.cases if c.kind in v.kinds for s in self.seeds]
