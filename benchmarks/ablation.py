@@ -29,7 +29,7 @@ from tv3dg.atomic import write_text_atomic
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="working folder: jobs, runs, results.json")
-    parser.add_argument("--quick", action="store_true", help="the reduced grid (3 cases, 2 seeds, 20 steps): a smoke test")
+    parser.add_argument("--quick", action="store_true", help="the reduced grid (3 cases, 1 seed, 20 steps): a smoke test")
     parser.add_argument("--cases", type=int, help="keep only the first N cases of the grid")
     parser.add_argument("--seeds", type=int, help="seeds 0..N-1 instead of the grid's")
     parser.add_argument("--steps", type=int, help="steps per asset instead of the grid's")
@@ -40,6 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="parallel jobs assumed by the full-grid wall-time estimate")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: report on the jobs that have finished so far (e.g. between pieces of the full grid)")
     parser.add_argument("--doc", type=Path, default=Path("docs/ablation.md"), help="where the report goes (figure beside it)")
     parser.add_argument("overrides", nargs="*", help="config overrides for every job, e.g. prior.device=cuda")
     return parser.parse_args(argv)
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     grid = Grid.build(args.quick, args.cases, args.seeds, args.steps, args.variants)
     jobs = write_jobs(grid, args.out)
-    code = run_jobs(jobs, args.out / "runs", args)
+    code = 0 if args.report_only else run_jobs(jobs, args.out / "runs", args)
     if code != 0:
         print(f"tv3dg batch exited with {code}; reporting the jobs that finished", file=sys.stderr)
     assets, missing = collect(grid, args.out / "runs")

@@ -7,14 +7,16 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 from ablation_grid import DEFAULT, FULL_STEPS, Grid, all_cases, job_id
 from ablation_stats import paired, summarise
 from mini_quality import style_accuracy
 
-from tv3dg.eval.attributes import prompt_attributes
 from tv3dg.eval.consistency import front_back_flip, view_agreement
-from tv3dg.eval.floaters import floater_report
+from tv3dg.eval.floaters import BODY_ALPHA, floater_report, held_out_cameras
 from tv3dg.gaussians.ply import load_ply
+from tv3dg.priors.mini.world import SHAPES, WorldObject, render_objects
+from tv3dg.render.cameras import Cameras
 
 # name: (case kinds it is scored on, True if higher is better, what it is)
 METRICS = {
@@ -28,6 +30,12 @@ METRICS = {
     "seconds": (("text", "style", "texture"), False, "seconds of optimisation per asset (the generate loop)"),
     "unet_calls": (("text", "style", "texture"), False, "UNet calls per asset"),
 }
+
+
+def shape_silhouette(shape: str, cameras: Cameras) -> torch.Tensor:
+    """The mini world's silhouette [V,H,W] of `shape` (any colour: the world has one size and pose)."""
+    objects = [WorldObject(SHAPES.index(shape), 0, 0)] * len(cameras)
+    return render_objects(objects, cameras).alpha[:, 0] > BODY_ALPHA
 
 
 def asset_metrics(folder: Path, kind: str, row: dict) -> dict[str, float]:
@@ -48,8 +56,11 @@ def asset_metrics(folder: Path, kind: str, row: dict) -> dict[str, float]:
         result["text"] = attributes["prompt"]["all"]
     else:
         result[f"{kind}_all"] = style_accuracy(attributes)
-    shape = prompt_attributes(metrics["prompt"]).get("shape")
-    result.update({k: v for k, v in floater_report(load_ply(folder / "asset.ply"), shape).items() if k != "margin_px"})
+    cameras = held_out_cameras()
+    shape = attributes["prompt_target"].get("shape")
+    silhouette = shape_silhouette(shape, cameras) if shape else None
+    floaters = floater_report(load_ply(folder / "asset.ply"), cameras, silhouette)
+    result.update({k: v for k, v in floaters.items() if k != "margin_px"})
     return result
 
 

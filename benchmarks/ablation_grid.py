@@ -31,7 +31,7 @@ TEXTURE_CASES = (  # (text, (shape, colour, pattern) of the visual prompt's obje
 )
 FULL_SEEDS = 3  # seeds 0..N-1
 FULL_STEPS = 400  # the mini preset's steps
-QUICK_SEEDS = 2
+QUICK_SEEDS = 1
 QUICK_STEPS = 20
 QUICK_CASES = ("text_a_red_striped_cube", "style_a_cube", "texture_a_torus")
 

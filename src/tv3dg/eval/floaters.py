@@ -5,9 +5,10 @@ Two shares of the rendered alpha mass, per view, averaged over the held-out view
 - `floaters`: mass farther than `margin_px` pixels from the asset's own main body, the largest
   8-connected region of pixels with alpha > 0.5. Needs no ground truth; it sees detached
   blobs and haze, not a wrong shape.
-- `outside_shape`: mass farther than `margin_px` pixels from the mini world's silhouette of
-  the shape the prompt names (same cameras). It also counts a body of the wrong shape or size,
-  so read it beside the shape accuracy.
+- `outside_shape`: mass farther than `margin_px` pixels from a reference silhouette of the
+  intended object at the same cameras (in the mini world: the world's render of the shape the
+  prompt names). It also counts a body of the wrong shape or size, so read it beside the shape
+  accuracy.
 
 An asset with no pixel above alpha 0.5 has no body: all its mass counts as floaters.
 """
@@ -19,7 +20,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tv3dg.gaussians.model import Gaussians
-from tv3dg.priors.mini.world import SHAPES, WorldObject, render_objects
 from tv3dg.render.cameras import Cameras, orbit_cameras
 from tv3dg.render.rasterizer import rasterize
 
@@ -64,19 +64,13 @@ def mass_outside(alpha: Tensor, allowed: Tensor) -> Tensor:
     return torch.where(total > 0, outside / total.clamp_min(1e-12), torch.zeros_like(total))
 
 
-def shape_silhouette(shape: str, cameras: Cameras) -> Tensor:
-    """The mini world's silhouette [V,H,W] of `shape` (any colour; the world has one size and pose)."""
-    objects = [WorldObject(SHAPES.index(shape), 0, 0)] * len(cameras)
-    return render_objects(objects, cameras).alpha[:, 0] > BODY_ALPHA
-
-
-def floater_report(gaussians: Gaussians, shape: str | None, cameras: Cameras | None = None, margin_px: int = 3) -> dict:
-    """`floaters` and (when the prompt names a shape) `outside_shape`, averaged over the views."""
-    cameras = cameras or held_out_cameras()
+def floater_report(gaussians: Gaussians, cameras: Cameras, silhouette: Tensor | None = None, margin_px: int = 3) -> dict:
+    """`floaters` and (given the reference `silhouette` [V,H,W] at `cameras`) `outside_shape`,
+    each averaged over the views."""
     with torch.no_grad():
         alpha = rasterize(gaussians, cameras, torch.ones(3)).alpha[..., 0]
     body = largest_component(alpha > BODY_ALPHA)
     report = {"floaters": float(mass_outside(alpha, dilate(body, margin_px)).mean()), "margin_px": margin_px}
-    if shape is not None:
-        report["outside_shape"] = float(mass_outside(alpha, dilate(shape_silhouette(shape, cameras), margin_px)).mean())
+    if silhouette is not None:
+        report["outside_shape"] = float(mass_outside(alpha, dilate(silhouette, margin_px)).mean())
     return report
