@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny_models import make_tiny_world
+from tiny_models import make_tiny_world, point_mini_prior_at
 
 import tv3dg.cli as cli
 from tv3dg.distill.config import DistillConfig
 from tv3dg.distill.losses import compute_distillation
 from tv3dg.distill.playground import optimise_image, snapshot_steps
-from tv3dg.priors import loading
 from tv3dg.priors.config import PriorConfig
 from tv3dg.priors.diffusers_prior import DiffusersPrior
 
@@ -113,6 +112,6 @@ def test_2d_unreadable_image_and_missing_model(main, world, tmp_path, capsys):
 
 
 def test_2d_defaults_to_the_bundled_prior(main, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(loading, "MINI_MODEL_DIR", tmp_path / "not-trained")
+    point_mini_prior_at(monkeypatch, tmp_path / "not-trained")
     assert main(["2d", "--prompt", "a dog"]) == 2
     assert "run `tv3dg mini train` or pass --model" in capsys.readouterr().err

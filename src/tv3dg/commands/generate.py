@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tv3dg.distill.objectives import LOSS_NAMES, loss_help
 from tv3dg.errors import UserError
-
-LOSSES = ("vpcsm", "csm", "ism", "csd", "sds")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--prompt", help="text prompt, e.g. \"a red striped cube\"")
     parser.add_argument("--image", help="visual prompt (an 8-bit RGB PNG/JPEG); without it a sample of the prompt is used")
     parser.add_argument("--mode", choices=("texture", "style"), help="texture: image agrees with the text; style: take only its look")
-    parser.add_argument("--loss", choices=LOSSES, help="distillation loss (default vpcsm)")
+    parser.add_argument("--loss", choices=LOSS_NAMES, help=loss_help())
     parser.add_argument("--config", help="preset name (mini, sd15) or a YAML file (default mini)")
     parser.add_argument("--model", help="SD-1.5 diffusers folder or cached HF id (sets prior.model)")
     parser.add_argument("--ip-adapter", help="IP-Adapter SD-1.5 .safetensors (sets prior.ip_adapter)")

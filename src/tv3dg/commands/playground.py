@@ -16,10 +16,8 @@ from PIL import Image
 
 from tv3dg.atomic import atomic_path
 from tv3dg.config import from_dict, merge_overrides
+from tv3dg.distill.objectives import LOSS_NAMES, loss_help, LOSSES
 from tv3dg.errors import UserError
-
-LOSSES = ("sds", "csd", "ism", "csm", "vpcsm")
-DEFAULT_CFG = {"sds": 100.0}  # SDS needs a large scale to beat its noise term; the others use 7.5
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--prompt", required=True, help="text prompt")
     parser.add_argument("--image", type=Path, help="visual prompt (reference image); needs an IP-Adapter")
-    parser.add_argument("--loss", choices=LOSSES, default="vpcsm", help="distillation loss (default vpcsm)")
+    parser.add_argument("--loss", choices=LOSS_NAMES, default="vpcsm", help=loss_help())
     parser.add_argument("--model", help="SD-1.5 diffusers folder or cached HF id (default: the bundled mini prior)")
     parser.add_argument("--ip-adapter", help="IP-Adapter SD-1.5 .safetensors (default: the mini one with the mini model)")
     parser.add_argument("--image-encoder", help="CLIP image-encoder folder (default: image_encoder/ beside the adapter)")
@@ -72,7 +70,7 @@ def build_configs(args: argparse.Namespace):
         prior["ip_mode"] = args.ip_mode
     distill: dict = {
         "loss": args.loss,
-        "cfg_scale": args.cfg if args.cfg is not None else DEFAULT_CFG.get(args.loss, 7.5),
+        "cfg_scale": args.cfg if args.cfg is not None else LOSSES[args.loss].playground_cfg,
         "t_max": [0, 0.98, 0.5, max(args.steps // 2, 1)],  # anneal over the first half of the run
     }
     if args.pag is not None:

@@ -23,6 +23,7 @@ from tv3dg.atomic import write_text_atomic
 from tv3dg.config import dump_yaml, schedule_value
 from tv3dg.distill.losses import compute_distillation, encode_renders, render_loss
 from tv3dg.errors import UserError
+from tv3dg.eval.attributes import attribute_report
 from tv3dg.gaussians.densify import DensifyStrategy
 from tv3dg.gaussians.optim import build_optimizer, update_learning_rates
 from tv3dg.init.initializers import initial_gaussians
@@ -34,6 +35,7 @@ from tv3dg.pipeline.visual_prompt import read_visual_prompt
 from tv3dg.priors.base import DiffusionPrior
 from tv3dg.priors.diffusers_prior import DiffusersPrior
 from tv3dg.priors.images import to_image_batch
+from tv3dg.priors.registry import named_model
 from tv3dg.render.cameras import Cameras, OrbitRanges, orbit_cameras, sample_orbit_cameras
 from tv3dg.render.rasterizer import rasterize
 
@@ -186,7 +188,7 @@ class Generation:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self._bound_scales()
-        report = self.densify.step_post_backward(self.gaussians, self.optimizer, render, step)
+        report = self.densify.step_post_backward(self.gaussians, self.optimizer, render.screen_stats(), step)
         interval = config.gaussians.sh_degree_interval
         if interval > 0 and (step + 1) % interval == 0:
             self.gaussians.increase_sh_degree()
@@ -260,11 +262,10 @@ class Generation:
             "num_gaussians": self.gaussians.num_points,
             "nonfinite_steps": state.nonfinite_steps,
         }
-        if self.config.prior.model == "mini":
-            from tv3dg.eval.attributes import attribute_report
-
+        named = named_model(self.config.prior.model)
+        if named is not None and named.attribute_reader is not None:
             renders = render_views(self.gaussians.cpu(), self.config.export, self.prior.resolution, WHITE)
-            metrics["attributes"] = attribute_report(renders, self.config.prompt, self.visual_prompt)
+            metrics["attributes"] = attribute_report(renders, self.config.prompt, self.visual_prompt, named.attribute_reader())
         return metrics
 
 

@@ -17,6 +17,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from tv3dg.gaussians.densify import ScreenStats
 from tv3dg.gaussians.model import Gaussians
 from tv3dg.render.binning import bin_gaussians
 from tv3dg.render.cameras import Cameras
@@ -69,6 +70,10 @@ class RenderOutput:
     @property
     def height(self) -> int:
         return self.rgb.shape[1]
+
+    def screen_stats(self) -> ScreenStats:
+        """The record densification reads (call after `backward()` so the gradient is there)."""
+        return ScreenStats(self.means2d.grad, self.radii, self.visible, self.width, self.height)
 
 
 def rasterize(
