@@ -47,7 +47,7 @@ def asset_metrics(folder: Path, kind: str, row: dict) -> dict[str, float]:
     metrics = json.loads((folder / "metrics.json").read_text())
     attributes = metrics["attributes"]
     predicted = attributes["predicted"]
-    whole_run = not row.get("skipped") and row.get("resumed_from") is None and row.get("wall_s") is not None
+    whole_run = not row.get("skipped") and not row.get("resumed_from") and row.get("wall_s") is not None
     result = {"agreement": view_agreement(predicted), "flip": float(front_back_flip(predicted)),
               "seconds": float(metrics["time_s"]), "seconds_per_step": float(metrics["seconds_per_step"]),
               "overhead": float(row["wall_s"] - metrics["time_s"]) if whole_run else float("nan"),
