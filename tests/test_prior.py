@@ -232,3 +232,16 @@ def test_bfloat16_runs_the_same_computation(world, prior):
     for branch in want:
         assert got[branch].dtype == torch.float32
         assert float((got[branch] - want[branch]).norm() / want[branch].norm()) < 0.05  # bfloat16 keeps ~3 digits
+
+
+def test_weights_saved_in_float16_run_in_the_configured_dtype(world, tmp_path):
+    """Real checkpoints ship in float16; a float32 run must not keep any module in float16."""
+    from transformers import CLIPVisionModelWithProjection
+
+    encoder_dir = tmp_path / "image_encoder"
+    CLIPVisionModelWithProjection.from_pretrained(world.image_encoder).half().save_pretrained(encoder_dir)
+    (encoder_dir / "preprocessor_config.json").write_bytes((world.image_encoder / "preprocessor_config.json").read_bytes())
+    prior = make_prior(world, image_encoder=str(encoder_dir))
+    for module in (prior.unet, prior.vae, prior.text_encoder, prior.image_encoder):
+        assert {p.dtype for p in module.parameters()} == {torch.float32}
+    assert prior.image_features(reference_images(0)).dtype == torch.float32

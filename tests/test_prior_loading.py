@@ -15,7 +15,7 @@ from tv3dg.errors import UserError
 from tv3dg.priors import ip_adapter as ip_adapter_module
 from tv3dg.priors.config import PriorConfig
 from tv3dg.priors.diffusers_prior import DiffusersPrior
-from tv3dg.priors.images import load_image
+from tv3dg.priors.images import read_image
 
 
 @pytest.fixture(scope="module")
@@ -132,9 +132,9 @@ def test_unreadable_image(tmp_path):
     fake = tmp_path / "reference.png"
     fake.write_text("this is not a png")
     with pytest.raises(UserError, match="could not be read as an image"):
-        load_image(fake)
+        read_image(fake)
     with pytest.raises(UserError, match="does not exist"):
-        load_image(tmp_path / "absent.png")
+        read_image(tmp_path / "absent.png")
 
 
 def test_half_precision_needs_a_gpu(world):

@@ -12,29 +12,19 @@ import importlib
 import sys
 
 from tv3dg import __version__
+from tv3dg.commands.arguments import IntermixedParser
 from tv3dg.errors import UserError
 
-COMMAND_MODULES = ("render", "playground", "mini", "generate", "batch")
+COMMAND_MODULES = ("render", "playground", "mini", "generate", "batch", "app")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tv3dg", description="Text + visual prompt to 3D Gaussian Splatting.")
     parser.add_argument("--version", action="version", version=f"tv3dg {__version__}")
-    subparsers = parser.add_subparsers(dest="command", required=True)
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=IntermixedParser)
     for name in COMMAND_MODULES:
         importlib.import_module(f"tv3dg.commands.{name}").register(subparsers)
     return parser
-
-
-def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
-    """`parse_args`, except that key=value overrides may also come after options (intermixed):
-    argparse fills a `nargs="*"` positional from one run of arguments only and leaves the rest over."""
-    args, extra = parser.parse_known_args(argv)
-    if extra and (not hasattr(args, "overrides") or any(a.startswith("-") or "=" not in a for a in extra)):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if extra:
-        args.overrides = [*args.overrides, *extra]
-    return args
 
 
 def quiet_libraries() -> None:
@@ -51,7 +41,7 @@ def quiet_libraries() -> None:
 def main(argv: list[str] | None = None) -> int:
     quiet_libraries()
     parser = build_parser()
-    args = parse_arguments(parser, argv)
+    args = parser.parse_args(argv)
     try:
         args.func(args)
     except UserError as err:

@@ -8,7 +8,6 @@ job always lands in the same folder (which is what makes a rerun skip or resume 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import re
@@ -16,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from tv3dg.commands.generate import flag_updates
 from tv3dg.config import deep_merge, dump_yaml, merge_overrides
 from tv3dg.errors import UserError
 from tv3dg.pipeline.config import GenerateConfig, build_config
@@ -26,6 +24,9 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "prompt": (str,), "image": (str,), "mode": (str,), "loss": (str,), "seed": (int,), "steps": (int,),
     "config": (str,), "overrides": (list,), "id": (str,), "tags": (dict,),
 }
+# Job keys that set one config key each (as the same flags of `tv3dg generate` do).
+CONFIG_KEYS = {"prompt": ("prompt",), "image": ("image",), "seed": ("seed",), "steps": ("steps",),
+               "mode": ("prior", "ip_mode"), "loss": ("distill", "loss")}
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 SLUG_CHARS = 40
 HASH_CHARS = 8
@@ -89,9 +90,11 @@ def check_job(where: str, job: Any) -> dict:
 def resolve_job(where: str, job: dict, base_dir: Path, overrides: Sequence[str] = (), preset: str | None = None) -> Job:
     """Defaults <- preset <- command-line overrides <- the job's own fields <- the job's own overrides."""
     job = check_job(where, job)
-    fields = {"prompt": job["prompt"], "image": _path(job.get("image"), base_dir), "mode": job.get("mode"),
-              "loss": job.get("loss"), "steps": job.get("steps"), "seed": job.get("seed")}
-    updates = deep_merge(merge_overrides({}, list(overrides)), flag_updates(argparse.Namespace(model=None, ip_adapter=None, **fields)))
+    updates = merge_overrides({}, list(overrides))
+    for key, path in CONFIG_KEYS.items():
+        if key in job:
+            value = _path(job[key], base_dir) if key == "image" else job[key]
+            updates = deep_merge(updates, _nested(path, value))
     config_name = job.get("config", preset)
     if config_name is not None and config_name.endswith((".yaml", ".yml")):
         config_name = _path(config_name, base_dir)
@@ -128,9 +131,13 @@ def job_id(config: GenerateConfig) -> str:
     return f"{slug}-{hashlib.sha256(dump_yaml(config).encode()).hexdigest()[:HASH_CHARS]}"
 
 
-def _path(value: str | None, base_dir: Path) -> str | None:
+def _nested(path: tuple[str, ...], value: Any) -> dict:
+    for key in reversed(path):
+        value = {key: value}
+    return value
+
+
+def _path(value: str, base_dir: Path) -> str:
     """A path from the jobs file, relative to that file's folder."""
-    if value is None:
-        return None
     path = Path(value).expanduser()
     return str(path if path.is_absolute() else base_dir / path)

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from tv3dg.commands.arguments import add_overrides
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -25,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-retries", type=int, metavar="R", help="retries of a job whose worker dies (default 3)")
     parser.add_argument("--config", help="preset (mini, sd15) or YAML file for jobs that name none (default mini)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every job")
+    add_overrides(parser, "steps=300 sgc.enabled=false; they apply to every job")
     parser.set_defaults(func=run)
 
 

@@ -22,9 +22,9 @@ from tv3dg.priors.camera_conditioning import camera_features
 from tv3dg.priors.config import PriorConfig
 from tv3dg.priors.images import clip_preprocess, resize, to_image_batch
 from tv3dg.priors.ip_adapter import (
-    attach_ip_adapter,
     ip_layer_scales,
     load_image_encoder,
+    load_ip_adapter,
     resolve_image_encoder,
     resolve_ip_adapter,
     set_ip_layer_scales,
@@ -73,7 +73,7 @@ class DiffusersPrior(DiffusionPrior):
         if config.ip_adapter is not None:
             ip_path = resolve_ip_adapter(config.ip_adapter)
             encoder_dir = resolve_image_encoder(ip_path, config.image_encoder)
-            embed_dim = attach_ip_adapter(self.unet, ip_path)
+            embed_dim = load_ip_adapter(self.unet, ip_path)
             self.ip_scales = ip_layer_scales(self.unet, config.ip_mode, config.ip_scale, config.style_blocks)
             set_ip_layer_scales(self.unet, self.ip_scales)
         elif config.image_encoder is not None:
@@ -101,14 +101,18 @@ class DiffusersPrior(DiffusionPrior):
         self._place_modules()
 
     def _place_modules(self) -> None:
-        text_device = torch.device("cpu") if self.config.text_encoder_on_cpu else self._device
-        for module, device in (
-            (self.unet, self._device), (self.vae, self._device), (self.text_encoder, text_device), (self.image_encoder, self._device)
+        # Off the GPU the text encoder runs in float32 (half precision is slow or missing on CPUs);
+        # its cached embeddings are cast to the run's dtype.
+        text_on_cpu = self.config.text_encoder_on_cpu
+        text_device, text_dtype = (torch.device("cpu"), torch.float32) if text_on_cpu else (self._device, self.dtype)
+        for module, device, dtype in (
+            (self.unet, self._device, self.dtype), (self.vae, self._device, self.dtype),
+            (self.text_encoder, text_device, text_dtype), (self.image_encoder, self._device, self.dtype),
         ):
-            if module is not None:
+            if module is not None:  # in the run's dtype, whatever dtype the files hold
                 module.requires_grad_(False).eval().to(device)
-                if self.dtype != torch.float32:
-                    module.to(self.dtype)
+                if any(p.dtype != dtype for p in module.parameters()):
+                    module.to(dtype)
         if self.config.channels_last:
             self.unet.to(memory_format=torch.channels_last)
         if self.config.vae_slicing:

@@ -51,7 +51,7 @@ class NamedModel:
     ip_adapter: Path | None = None  # IP-Adapter .safetensors (official key layout)
     image_encoder_dir: Path | None = None  # its CLIP image encoder
     missing_hint: str = ""  # how to get the weights when the files are absent
-    shape_prior: Callable[[], ShapePrior] | None = None  # text -> coloured points, for init.kind=prior
+    shape_prior: Callable[[], ShapePrior] | None = None  # text -> coloured points, for init.kind=mini_shape_prior
     attribute_reader: Callable[[], AttributeReader] | None = None  # attribute metrics of a run
 
 
