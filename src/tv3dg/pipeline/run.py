@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from tv3dg.calibrate.depth import check_depth_estimator
 from tv3dg.calibrate.sgc import Calibration, reference_cameras, sample_reference_images
 from tv3dg.atomic import write_text_atomic
 from tv3dg.config import dump_yaml, schedule_value
@@ -104,6 +105,8 @@ class Generation:
         image = to_image_batch(read_image(config.image, image_background(config))) if config.image and not resume else None
         if not resume:
             check_initializer(config.init, config.prior.model)
+            if config.sgc.enabled:
+                check_depth_estimator(config.sgc.depth_estimator)
         self.prior = DiffusersPrior(config.prior)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.densify = DensifyStrategy(config.gaussians.densify, self.generator)
