@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +22,14 @@ from tv3dg.gaussians.ply import load_ply
 from tv3dg.pipeline import outputs as outputs_module
 from tv3dg.pipeline import run as run_module
 from tv3dg.pipeline.config import build_config
+from tv3dg.pipeline.interrupt import StopRequest
 from tv3dg.pipeline.run import generate
 
 FAST = [
     "steps=6", "init.kind=sphere", "init.num_points=300", "checkpoint_every=3",
     "sgc.start_step=2", "sgc.sample_steps=3", "visual_prompt.sample_steps=3",
     "export.turntable_frames=4", "export.turntable_resolution=32", "export.views=4", "export.mesh.resolution=32",
+    "export.mesh.texture_resolution=64", "export.mesh.bake_resolution=32",
     "camera.views_per_step=2", "gaussians.densify.start_step=2", "gaussians.densify.interval=2",
 ]
 
@@ -45,7 +49,7 @@ def config_for(world: TinyWorld, *overrides: str, **updates):
 def test_generation_writes_every_output(world, tmp_path, target_space):
     result = generate(config_for(world, f"distill.target_space={target_space}"), tmp_path / "run", progress=False)
     out = tmp_path / "run"
-    for name in ("asset.ply", "mesh.glb", "mesh.obj", "turntable.mp4", "views.png", "visual_prompt.png",
+    for name in ("asset.ply", "mesh.glb", "mesh.obj", "mesh.mtl", "mesh.png", "turntable.mp4", "views.png", "visual_prompt.png",
                  "config.yaml", "metrics.json", "checkpoints/last.safetensors"):
         assert (out / name).is_file(), name
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
@@ -60,6 +64,10 @@ def test_generation_writes_every_output(world, tmp_path, target_space):
     assert metrics["unet"]["setup_calls"] == sampling_calls and metrics["unet"]["calls_per_step"] == 3
     assert metrics["unet"]["rows_per_step"] == 2 * 2 + 3 * 2  # 2 views: 2 inversion calls + [c-, c+, c+ perturbed]
     assert metrics["mesh"] == "ok" and np.isfinite(metrics["losses"]["loss"])
+    densify = metrics["densify"]  # every change to the point count is accounted for (splits replace 1 by 2)
+    assert set(densify) == {"cloned", "split", "pruned", "opacity_resets"}
+    assert 300 + densify["cloned"] + densify["split"] - densify["pruned"] == metrics["num_gaussians"]
+    assert 0 < metrics["mesh_export"]["faces"] <= 20000 and metrics["mesh_export"]["bytes"]["mesh.png"] > 0
 
 
 def test_a_folder_with_a_run_is_not_overwritten_by_accident(world, tmp_path, capsys):
@@ -110,7 +118,7 @@ def test_sgc_switched_off_costs_no_reference_samples(world, tmp_path):
 
 
 def _interrupt_at(step_to_stop: int):
-    def on_step(step: int, logs: dict) -> None:
+    def on_step(step: int, logs: dict, gaussians) -> None:
         if step == step_to_stop:
             os.kill(os.getpid(), signal.SIGINT)
 
@@ -130,6 +138,20 @@ def test_interrupted_then_resumed_run_equals_an_uninterrupted_one(world, tmp_pat
     for key in (k for k in a if k.startswith("gaussians.")):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
     assert resumed.metrics["unet"]["calls"] == straight.metrics["unet"]["calls"]
+
+
+def test_a_stop_request_from_another_thread_ends_at_a_step_boundary(world, tmp_path):
+    stop = StopRequest()
+
+    def on_step(step: int, logs: dict, gaussians) -> None:
+        if step == 3:
+            threading.Thread(target=stop.request).start()  # as the app's Stop button does
+            time.sleep(0.2)
+
+    result = generate(config_for(world), tmp_path / "run", progress=False, on_step=on_step, stop=stop)
+    assert result.interrupted and result.metrics["steps"] == 3
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["interrupted"]
+    assert load_ply(tmp_path / "run" / "asset.ply").num_points == result.metrics["num_gaussians"]
 
 
 def test_nonfinite_gradients_are_skipped_without_corrupting_the_asset(world, tmp_path, monkeypatch):

@@ -35,7 +35,7 @@ from tv3dg.calibrate.depth import DepthEstimator, is_plugin
 from tv3dg.config import Schedule, schedule_value
 from tv3dg.errors import UserError
 from tv3dg.priors.base import DiffusionPrior
-from tv3dg.render.cameras import Cameras, orbit_cameras
+from tv3dg.render.cameras import Cameras
 
 
 @dataclass
@@ -90,12 +90,6 @@ def foreground_mask(images: Tensor, threshold: float, tolerance: float = 0.0) ->
     check_mask_thresholds(threshold, tolerance)
     distance = (1.0 - images).amax(dim=1, keepdim=True)
     return ((distance - tolerance) / (threshold - tolerance)).clamp(0.0, 1.0)
-
-
-def reference_cameras(config: SGCConfig, resolution: int, radius: float, fov_deg: float, device: torch.device) -> Cameras:
-    """K cameras at one elevation, evenly spaced in azimuth from the front view."""
-    azimuths = torch.arange(config.num_views, dtype=torch.float32) * (360.0 / config.num_views)
-    return orbit_cameras(config.elevation_deg, azimuths, radius, fov_deg, resolution, device=device)
 
 
 def sample_reference_images(

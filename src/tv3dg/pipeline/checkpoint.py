@@ -23,7 +23,7 @@ from tv3dg.gaussians.model import Gaussians
 from tv3dg.gaussians.optim import OptimConfig, build_optimizer
 
 CHECKPOINT_NAME = "checkpoints/last.safetensors"
-DENSIFY_STATS = ("grad_sum", "grad_count", "max_radii")
+DENSIFY_STATS = ("grad_sum", "grad_count", "max_screen_fraction")
 
 
 @dataclass
@@ -38,10 +38,15 @@ class RunState:
     elapsed_s: float = 0.0
     nonfinite_steps: int = 0
     history: dict[str, list[float]] = field(default_factory=dict)
+    densify: dict[str, int] = field(default_factory=dict)  # densification totals: cloned, split, pruned, resets
 
     def log(self, scalars: dict[str, float]) -> None:
         for key, value in scalars.items():
             self.history.setdefault(key, []).append(float(value))
+
+    def count(self, counts: dict[str, int]) -> None:
+        for key, value in counts.items():
+            self.densify[key] = self.densify.get(key, 0) + value
 
 
 @dataclass

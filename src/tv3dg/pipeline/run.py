@@ -19,13 +19,14 @@ from torch import Tensor
 from tqdm import tqdm
 
 from tv3dg.calibrate.depth import check_depth_estimator
-from tv3dg.calibrate.sgc import Calibration, reference_cameras, sample_reference_images
+from tv3dg.calibrate.sgc import Calibration, sample_reference_images
 from tv3dg.atomic import write_text_atomic
 from tv3dg.config import dump_yaml, schedule_value
 from tv3dg.distill.losses import compute_distillation, encode_renders, render_loss
 from tv3dg.errors import UserError
 from tv3dg.eval.attributes import attribute_report
 from tv3dg.gaussians.densify import DensifyStrategy
+from tv3dg.gaussians.model import Gaussians
 from tv3dg.gaussians.optim import build_optimizer, update_learning_rates
 from tv3dg.init.initializers import check_initializer, initial_gaussians
 from tv3dg.pipeline.checkpoint import CHECKPOINT_NAME, Checkpoint, RunState, load_checkpoint, save_checkpoint
@@ -36,10 +37,12 @@ from tv3dg.priors.base import DiffusionPrior
 from tv3dg.priors.diffusers_prior import DiffusersPrior
 from tv3dg.priors.images import read_image, to_image_batch
 from tv3dg.priors.registry import named_model
-from tv3dg.render.cameras import Cameras, OrbitRanges, orbit_cameras, sample_orbit_cameras
+from tv3dg.render.cameras import Cameras, OrbitRanges, orbit_cameras, sample_orbit_cameras, turntable_cameras
 from tv3dg.render.rasterizer import rasterize
 
-StepCallback = Callable[[int, dict[str, float]], None]
+StepCallback = Callable[[int, dict[str, float], Gaussians], None]
+"""Called after each step with the step count, its logs and the live Gaussians (read them, e.g. for a
+preview render under `torch.no_grad()`; never modify them)."""
 WHITE = torch.ones(3)
 HISTORY_WINDOW = 50  # metrics.json reports each loss as the mean over the last steps
 
@@ -155,8 +158,10 @@ class Generation:
         self.prior.counter.calls, self.prior.counter.rows = self.state.unet_calls, self.state.unet_rows
 
     def _reference_cameras(self) -> Cameras:
-        export = self.config.export
-        return reference_cameras(self.config.sgc, self.prior.resolution, export.radius, export.fov_deg, self.prior.device)
+        """SGC's K reference views: evenly spaced around the object from the front, at the export framing."""
+        sgc, export = self.config.sgc, self.config.export
+        return turntable_cameras(sgc.num_views, sgc.elevation_deg, export.radius, export.fov_deg, self.prior.resolution,
+                                 device=self.prior.device)
 
     def _calibration(self) -> Calibration | None:
         if self.reference_images is None:
@@ -202,6 +207,7 @@ class Generation:
         self.optimizer.zero_grad(set_to_none=True)
         self._bound_scales()
         report = self.densify.step_post_backward(self.gaussians, self.optimizer, render.screen_stats(), step)
+        self.state.count(report.counts())
         interval = config.gaussians.sh_degree_interval
         if interval > 0 and (step + 1) % interval == 0:
             self.gaussians.increase_sh_degree()
@@ -223,13 +229,13 @@ class Generation:
             return False
         return all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in self.gaussians.parameters())
 
-    def run(self, on_step: StepCallback | None = None) -> GenerationResult:
+    def run(self, on_step: StepCallback | None = None, stop: StopRequest | None = None) -> GenerationResult:
         config = self.config
         interrupted = False
         started = time.perf_counter() - self.state.elapsed_s
         write_text_atomic(self.out_dir / "config.yaml", dump_yaml(config))
         bar = tqdm(total=config.steps, initial=self.state.step, desc="generate", unit="step", disable=not self.progress)
-        with StopRequest() as stop, bar:
+        with stop or StopRequest() as stop, bar:
             while self.state.step < config.steps:
                 logs = self.train_step(self.state.step)
                 self.state.log(logs)
@@ -238,7 +244,7 @@ class Generation:
                 bar.update(1)
                 bar.set_postfix(loss=f"{logs['loss']:.4g}", n=int(self.gaussians.num_points))
                 if on_step is not None:
-                    on_step(self.state.step, logs)
+                    on_step(self.state.step, logs, self.gaussians)
                 if stop.requested:
                     interrupted = True
                     break
@@ -286,6 +292,7 @@ class Generation:
             "peak_memory_mb": peak_memory_mb(),
             "num_gaussians": self.gaussians.num_points,
             "nonfinite_steps": state.nonfinite_steps,
+            "densify": dict(state.densify),
         }
         named = named_model(self.config.prior.model)
         if named is not None and named.attribute_reader is not None:
@@ -296,10 +303,12 @@ class Generation:
 
 def generate(
     config: GenerateConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
-    on_step: StepCallback | None = None, overwrite: bool = False,
+    on_step: StepCallback | None = None, overwrite: bool = False, stop: StopRequest | None = None,
 ) -> GenerationResult:
     """Run (or resume) a generation into `out_dir`; see `GenerateConfig` for every option.
 
     A folder that already holds a run is refused unless `resume` (continue it) or `overwrite`.
+    `stop.request()` (from any thread) ends the run at the next step boundary, as Ctrl-C does,
+    and every output is still written.
     """
-    return Generation(config, Path(out_dir), resume, progress, overwrite).run(on_step)
+    return Generation(config, Path(out_dir), resume, progress, overwrite).run(on_step, stop)

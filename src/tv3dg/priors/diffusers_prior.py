@@ -22,9 +22,9 @@ from tv3dg.priors.camera_conditioning import camera_features
 from tv3dg.priors.config import PriorConfig
 from tv3dg.priors.images import clip_preprocess, resize, to_image_batch
 from tv3dg.priors.ip_adapter import (
-    attach_ip_adapter,
     ip_layer_scales,
     load_image_encoder,
+    load_ip_adapter,
     resolve_image_encoder,
     resolve_ip_adapter,
     set_ip_layer_scales,
@@ -73,7 +73,7 @@ class DiffusersPrior(DiffusionPrior):
         if config.ip_adapter is not None:
             ip_path = resolve_ip_adapter(config.ip_adapter)
             encoder_dir = resolve_image_encoder(ip_path, config.image_encoder)
-            embed_dim = attach_ip_adapter(self.unet, ip_path)
+            embed_dim = load_ip_adapter(self.unet, ip_path)
             self.ip_scales = ip_layer_scales(self.unet, config.ip_mode, config.ip_scale, config.style_blocks)
             set_ip_layer_scales(self.unet, self.ip_scales)
         elif config.image_encoder is not None:
