@@ -32,6 +32,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from tv3dg.commands.arguments import IntermixedParser, add_overrides
+from tv3dg.distill.objectives import LOSS_NAMES
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WEIGHTS = Path.home() / ".cache" / "tv3dg" / "sd15_random"
 IMAGE = ROOT / "examples" / "blue_checkered_sphere.png"
@@ -73,7 +76,7 @@ def run_one(args: argparse.Namespace, loss: str) -> dict:
         f"camera.resolution={args.resolution}", f"prior.resolution={args.resolution}", f"camera.views_per_step={args.views}",
         f"sgc.enabled={str(not args.no_sgc).lower()}", "sgc.start_step=0", "sgc.sample_steps=1", "init.kind=sphere",
         f"checkpoint_every={args.steps + 1}", "export.turntable_frames=2", "export.turntable_resolution=64",
-        "export.views=2", "export.mesh.resolution=32", *PER_LOSS.get(loss, []), *args.set,
+        "export.views=2", "export.mesh.resolution=32", *PER_LOSS.get(loss, []), *args.overrides,
     ]
     config = build_config("sd15", flags, overrides)
     ends: list[float] = []
@@ -131,18 +134,18 @@ def table(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = IntermixedParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=["cpu", "cuda"], required=True)
     parser.add_argument("--resolution", type=int, default=512)
     parser.add_argument("--views", type=int, default=4)
     parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--losses", nargs="+", default=["vpcsm", "csm", "ism", "sds"])
+    parser.add_argument("--losses", nargs="+", choices=LOSS_NAMES, default=["vpcsm", "csm", "ism", "sds"])
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], help="default: float16 on cuda, float32 on cpu")
     parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help="random-weight folders (built when missing)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--no-sgc", action="store_true", help="switch SGC off (default: on from step 0)")
-    parser.add_argument("--set", nargs="*", default=[], help="extra key=value overrides")
+    add_overrides(parser, "camera.fov_deg=[40, 40]")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

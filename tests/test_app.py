@@ -30,6 +30,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # Smaller exports than the preset's, set the way a user would: key=value on the command line.
 FAST = ["export.turntable_frames=8", "export.turntable_resolution=64", "export.mesh.resolution=48",
+        "export.mesh.texture_resolution=128", "export.mesh.bake_resolution=64",
         "visual_prompt.sample_steps=10", "sgc.sample_steps=10"]
 RUN_TIMEOUT_MS = 240_000  # a 20-step run is ~15 s alone; two sessions queue behind each other
 

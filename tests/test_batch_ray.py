@@ -24,7 +24,7 @@ FAST = [
     "steps=6", "checkpoint_every=3", "sgc.start_step=2", "sgc.sample_steps=3", "visual_prompt.sample_steps=3",
     "camera.views_per_step=2", "init.num_points=500", "gaussians.densify.start_step=2",
     "gaussians.densify.interval=2", "export.turntable_frames=4", "export.turntable_resolution=48",
-    "export.mesh.resolution=32",
+    "export.mesh.resolution=32", "export.mesh.texture=false",  # the texture bake is tested in test_mesh_export
 ]
 
 

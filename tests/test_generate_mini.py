@@ -14,6 +14,7 @@ def test_short_generation_on_the_bundled_prior(tmp_path):
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 20 and metrics["visual_prompt"] == "func_switch"
+    assert metrics["dropped_words"] == [] and metrics["prompt_read_as"] == "a red striped cube"
     attributes = metrics["attributes"]
     assert attributes["views"] == 8
     target = {"shape": "cube", "colour": "red", "pattern": "striped"}

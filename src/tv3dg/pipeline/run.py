@@ -111,6 +111,7 @@ class Generation:
             if config.sgc.enabled:
                 check_depth_estimator(config.sgc.depth_estimator)
         self.prior = DiffusersPrior(config.prior)
+        self.dropped_words = self.prior.report_dropped_words(config.prompt)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.densify = DensifyStrategy(config.gaussians.densify, self.generator)
         if resume:
@@ -282,6 +283,8 @@ class Generation:
         steps = max(state.step, 1)
         metrics = {
             "prompt": self.config.prompt,
+            "prompt_read_as": self.prior.known_words(self.config.prompt)[0],
+            "dropped_words": self.dropped_words,  # outside a closed vocabulary (the mini prior's): not read
             "visual_prompt": self.visual_source,
             "steps": state.step,
             "interrupted": interrupted,

@@ -53,6 +53,9 @@ class NamedModel:
     missing_hint: str = ""  # how to get the weights when the files are absent
     shape_prior: Callable[[], ShapePrior] | None = None  # text -> coloured points, for init.kind=mini_shape_prior
     attribute_reader: Callable[[], AttributeReader] | None = None  # attribute metrics of a run
+    # Every word the text encoder was trained on, for a prior trained on a closed vocabulary: other
+    # words are dropped from prompts (and reported) rather than fed in as pieces it never saw.
+    vocabulary: Callable[[], frozenset[str]] | None = None
 
 
 MODELS: dict[str, NamedModel] = {}
