@@ -16,11 +16,11 @@ import torch
 
 from tv3dg.distill.config import DistillConfig
 from tv3dg.distill.losses import compute_distillation, distillation_loss
+from tv3dg.distill.objectives import LOSS_NAMES
 from tv3dg.priors.config import MINI, PriorConfig
 from tv3dg.priors.diffusers_prior import DiffusersPrior
 from tv3dg.render.cameras import orbit_cameras
 
-LOSSES = ("sds", "csd", "ism", "csm", "vpcsm")
 
 
 def main() -> None:
@@ -43,7 +43,7 @@ def main() -> None:
     print(f"device {prior.device}, dtype {args.dtype}, batch {args.batch}, resolution {prior.resolution}, "
           f"inversion steps {args.inversion_steps}")
     print(f"{'loss':6s} {'UNet calls/step':>16s} {'rows/step':>10s} {'s/step':>8s}")
-    for loss in LOSSES:
+    for loss in LOSS_NAMES:
         config = DistillConfig(loss=loss, inversion_steps=args.inversion_steps)
         for step in range(args.steps + 1):  # step 0 warms up
             if step == 1:

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from tv3dg.atomic import write_text_atomic
+from tv3dg.distill.objectives import LOSS_NAMES
 from tv3dg.pipeline.config import build_config
 from tv3dg.pipeline.run import generate
 from tv3dg.priors.mini.world import COLOUR_NAMES, PATTERNS, SHAPES, WorldObject, render_objects
@@ -80,7 +81,7 @@ def mean(rows: list[dict], key: str, attr: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--losses", nargs="+", default=["vpcsm", "csm", "sds"])
+    parser.add_argument("--losses", nargs="+", choices=LOSS_NAMES, default=["vpcsm", "csm", "sds"])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/mini_quality.json"))
     parser.add_argument("--keep", type=Path, help="keep each run's output folder under this directory")
     parser.add_argument("overrides", nargs="*", help="config overrides for every run, e.g. steps=300")

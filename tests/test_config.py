@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tv3dg.config import Schedule, from_dict, merge_overrides, schedule_value, to_dict
+from tv3dg.config import Schedule, from_dict, merge_overrides, parse_override, schedule_value, to_dict
 from tv3dg.errors import UserError
 
 
@@ -46,6 +46,13 @@ def test_overrides_parse_yaml_values_and_round_trip():
     cfg = from_dict(Outer, data)
     assert cfg.steps == 20 and cfg.inner.weight == [0, 1.0, 0.5, 10] and cfg.ranges == (0.1, 0.9)
     assert from_dict(Outer, to_dict(cfg)) == cfg
+
+
+def test_values_are_read_as_yaml_1_2_scalars():
+    """YAML 1.1 reads `1e-9` as text and `no` as false; configs and overrides read them as a user means them."""
+    values = [parse_override(f"k={raw}")[1] for raw in ("1e-9", "-2E3", ".5", "no", "on", "true", "[1e-3, 2]")]
+    assert values == [1e-9, -2000.0, 0.5, "no", "on", True, [1e-3, 2]]
+    assert from_dict(Outer, merge_overrides({}, ["inner.weight=1e-9"])).inner.weight == 1e-9
 
 
 def test_override_without_equals_sign_is_an_error():

@@ -82,7 +82,7 @@ def test_fit_to_textured_object_reaches_25_db_on_held_out_views(one_thread):
         loss = (out.rgb - train_images[views]).abs().mean()
         optimizer.zero_grad()
         loss.backward()
-        densify.step_post_backward(gaussians, optimizer, out, step)
+        densify.step_post_backward(gaussians, optimizer, out.screen_stats(), step)
         optimizer.step()
 
     assert gaussians.num_points > 1.5 * n  # densification added detail where the image asked for it

@@ -5,12 +5,12 @@ import math
 import pytest
 import torch
 
-from tv3dg.gaussians.densify import DensifyConfig, DensifyStrategy
+from tv3dg.gaussians.densify import DensifyConfig, DensifyStrategy, ScreenStats
 from tv3dg.gaussians.model import Gaussians
 from tv3dg.gaussians.optim import OptimConfig, build_optimizer
 from tv3dg.gaussians.surgery import append_points, keep_points
 from tv3dg.render.cameras import orbit_cameras
-from tv3dg.render.rasterizer import RenderOutput, rasterize
+from tv3dg.render.rasterizer import rasterize
 
 
 def gaussians_with(scales, opacities) -> Gaussians:
@@ -35,16 +35,12 @@ def adam_steps(g: Gaussians, opt: torch.optim.Optimizer, steps: int = 3) -> None
         opt.step()
 
 
-def fake_render(grad_ndc: list[float], width: int = 100, radii: list[float] | None = None) -> RenderOutput:
-    """A one-camera render whose projected centres carry the given NDC gradient norms (along x)."""
+def fake_render(grad_ndc: list[float], width: int = 100, radii: list[float] | None = None) -> ScreenStats:
+    """One camera's statistics whose projected centres carry the given NDC gradient norms (along x)."""
     n = len(grad_ndc)
-    means2d = torch.zeros(1, n, 2, requires_grad=True)
-    means2d.grad = torch.zeros(1, n, 2)
-    means2d.grad[0, :, 0] = torch.tensor(grad_ndc) / (width / 2)
-    return RenderOutput(
-        rgb=torch.zeros(1, width, width, 3), alpha=torch.zeros(1, width, width, 1), depth=torch.zeros(1, width, width, 1),
-        means2d=means2d, radii=torch.tensor([radii or [3.0] * n]), visible=torch.ones(1, n, dtype=torch.bool),
-    )
+    grad = torch.zeros(1, n, 2)
+    grad[0, :, 0] = torch.tensor(grad_ndc) / (width / 2)
+    return ScreenStats(grad, torch.tensor([radii or [3.0] * n]), torch.ones(1, n, dtype=torch.bool), width, width)
 
 
 def state_of(opt: torch.optim.Optimizer, name: str) -> dict:
@@ -158,9 +154,9 @@ def test_stats_come_from_a_real_render_and_need_a_backward():
     strategy = DensifyStrategy(DensifyConfig())
     out = rasterize(g, cameras, torch.ones(3))
     with pytest.raises(RuntimeError, match="backward"):
-        strategy.update_stats(g, out)
+        strategy.update_stats(g, out.screen_stats())
     out.rgb.mean().backward()
-    strategy.update_stats(g, out)
+    strategy.update_stats(g, out.screen_stats())
     assert torch.equal(strategy.grad_count, out.visible.sum(0).float())
     assert (strategy.grad_sum[out.visible.any(0)] > 0).all()
     assert torch.equal(strategy.max_radii, out.radii.amax(0))

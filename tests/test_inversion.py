@@ -7,7 +7,7 @@ import torch
 from diffusers import DDIMScheduler
 from tiny_models import make_tiny_world
 
-from tv3dg.distill.ddim import ddim_step, ddim_walk, inversion_path, sampling_path
+from tv3dg.diffusion.ddim import ddim_step, ddim_walk, inversion_path, sampling_path
 from tv3dg.priors.config import PriorConfig
 from tv3dg.priors.diffusers_prior import DiffusersPrior
 

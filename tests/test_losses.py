@@ -220,3 +220,17 @@ def test_timestep_range_anneals():
 def test_config_rejects_bad_values(data, message):
     with pytest.raises(UserError, match=message):
         from_dict(DistillConfig, data)
+
+
+def test_one_table_names_the_losses_for_configs_and_commands():
+    import typing
+
+    from tv3dg.cli import build_parser
+    from tv3dg.distill.objectives import LOSS_NAMES, LOSSES
+
+    assert LOSS_NAMES == tuple(LOSSES) and LOSS_NAMES[0] == DistillConfig().loss
+    assert typing.get_args(typing.get_type_hints(DistillConfig)["loss"]) == LOSS_NAMES
+    subparsers = next(a for a in build_parser()._actions if a.dest == "command").choices
+    for command in ("generate", "2d"):
+        loss_flag = next(a for a in subparsers[command]._actions if a.dest == "loss")
+        assert tuple(loss_flag.choices) == LOSS_NAMES

@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny_models import make_tiny_world
+from tiny_models import make_tiny_world, point_mini_prior_at
 
 import tv3dg.cli as cli
 from tv3dg.distill.config import DistillConfig
 from tv3dg.distill.losses import compute_distillation
 from tv3dg.distill.playground import optimise_image, snapshot_steps
-from tv3dg.priors import loading
 from tv3dg.priors.config import PriorConfig
 from tv3dg.priors.diffusers_prior import DiffusersPrior
 
@@ -43,7 +42,7 @@ def test_2d_writes_a_strip_of_progress(main, world, tmp_path, capsys, loss, targ
     code = main([
         "2d", "--prompt", "a red dog", "--image", str(world.model_dir.parent / "reference.png"), "--loss", loss,
         "--model", str(world.model_dir), "--ip-adapter", str(world.ip_adapter),
-        "--steps", "6", "--frames", "3", "--out", str(out), "--lr", "0.2", "--set", f"distill.target_space={target_space}",
+        "--steps", "6", "--frames", "3", "--out", str(out), "--lr", "0.2", f"distill.target_space={target_space}",
     ])
     assert code == 0
     assert Image.open(out).size == (3 * 16, 16)  # 3 snapshots of the 16 px working resolution
@@ -57,7 +56,7 @@ def test_2d_writes_a_strip_of_progress(main, world, tmp_path, capsys, loss, targ
 def test_2d_optimises_a_latent_without_image_prompt(main, world, tmp_path):
     out = tmp_path / "csm.png"
     code = main(["2d", "--prompt", "a cube", "--loss", "csm", "--model", str(world.model_dir), "--target", "latent",
-                 "--steps", "2", "--frames", "2", "--out", str(out), "--set", "distill.weighting=sqrt"])
+                 "--steps", "2", "--frames", "2", "--out", str(out), "distill.weighting=sqrt"])
     assert code == 0 and Image.open(out).size == (32, 16)
 
 
@@ -91,9 +90,9 @@ def test_snapshot_steps():
         (["--cfg", "500"], "cfg_scale 500.0 is out of range"),
         (["--pag", "-2"], "pag_scale -2.0 is out of range"),
         (["--image", "NOWHERE/ref.png"], "does not exist"),
-        (["--set", "distill.cfg=3"], "unknown config key 'distill.cfg'"),
+        (["distill.cfg=3"], "unknown config key 'distill.cfg'"),
         (["--out", "strip.txt"], "must end in .png or .jpg"),
-        (["--target", "latent", "--set", "distill.target_space=image"], "needs an image to pull"),
+        (["--target", "latent", "distill.target_space=image"], "needs an image to pull"),
     ],
 )
 def test_2d_errors_are_one_line(main, world, capsys, extra, message):
@@ -113,6 +112,6 @@ def test_2d_unreadable_image_and_missing_model(main, world, tmp_path, capsys):
 
 
 def test_2d_defaults_to_the_bundled_prior(main, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(loading, "MINI_MODEL_DIR", tmp_path / "not-trained")
+    point_mini_prior_at(monkeypatch, tmp_path / "not-trained")
     assert main(["2d", "--prompt", "a dog"]) == 2
     assert "run `tv3dg mini train` or pass --model" in capsys.readouterr().err

@@ -9,14 +9,13 @@ import huggingface_hub.constants
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from tiny_models import make_tiny_world
+from tiny_models import make_tiny_world, point_mini_prior_at
 
 from tv3dg.errors import UserError
 from tv3dg.priors import ip_adapter as ip_adapter_module
-from tv3dg.priors import loading
 from tv3dg.priors.config import PriorConfig
 from tv3dg.priors.diffusers_prior import DiffusersPrior
-from tv3dg.priors.images import load_image
+from tv3dg.priors.images import read_image
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +63,7 @@ def test_missing_model_folder(tmp_path):
 
 
 def test_missing_bundled_weights_point_to_mini_train(tmp_path, monkeypatch):
-    monkeypatch.setattr(loading, "MINI_MODEL_DIR", tmp_path / "absent")
+    point_mini_prior_at(monkeypatch, tmp_path / "absent")
     with pytest.raises(UserError, match="tv3dg mini train"):
         DiffusersPrior(PriorConfig())
 
@@ -133,9 +132,9 @@ def test_unreadable_image(tmp_path):
     fake = tmp_path / "reference.png"
     fake.write_text("this is not a png")
     with pytest.raises(UserError, match="could not be read as an image"):
-        load_image(fake)
+        read_image(fake)
     with pytest.raises(UserError, match="does not exist"):
-        load_image(tmp_path / "absent.png")
+        read_image(tmp_path / "absent.png")
 
 
 def test_half_precision_needs_a_gpu(world):

@@ -220,3 +220,13 @@ def make_tiny_world(root: Path, camera_conditioned: bool = False, seed: int = 0)
     model_dir = make_tiny_sd_folder(root / "model", camera_conditioned=camera_conditioned, seed=seed)
     ip_adapter, image_encoder = make_tiny_ip_adapter(model_dir, root / "ip_adapter", seed=seed + 1)
     return TinyWorld(model_dir, ip_adapter, image_encoder)
+
+
+def point_mini_prior_at(monkeypatch, model_dir: Path) -> None:
+    """Make the registered "mini" prior's weights folder `model_dir` for one test (e.g. an empty one)."""
+    from dataclasses import replace
+
+    from tv3dg.priors import registry
+    from tv3dg.priors.config import MINI
+
+    monkeypatch.setitem(registry.MODELS, MINI, replace(registry.named_model(MINI), model_dir=model_dir))

@@ -12,6 +12,7 @@ import importlib
 import sys
 
 from tv3dg import __version__
+from tv3dg.commands.arguments import IntermixedParser
 from tv3dg.errors import UserError
 
 COMMAND_MODULES = ("render", "playground", "mini", "generate")
@@ -20,7 +21,7 @@ COMMAND_MODULES = ("render", "playground", "mini", "generate")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tv3dg", description="Text + visual prompt to 3D Gaussian Splatting.")
     parser.add_argument("--version", action="version", version=f"tv3dg {__version__}")
-    subparsers = parser.add_subparsers(dest="command", required=True)
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=IntermixedParser)
     for name in COMMAND_MODULES:
         importlib.import_module(f"tv3dg.commands.{name}").register(subparsers)
     return parser

@@ -8,6 +8,7 @@ constant or `[start_step, start_value, end_value, end_step]`, evaluated with `sc
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -21,6 +22,34 @@ Schedule = Union[float, list]
 """A constant, or `[start_step, start_value, end_value, end_step]`: linear between the steps."""
 
 T = TypeVar("T")
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 scalars: `1e-9` is a number (YAML 1.1 wants `1.0e-9`)
+    and only true/false are booleans (YAML 1.1 also reads yes/no/on/off, so `prompt=no` would
+    not be text). Config files and `key=value` overrides are read with it alike."""
+
+
+_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in ("tag:yaml.org,2002:float", "tag:yaml.org,2002:bool")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", _BOOL, list("tTfF"))
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text with the project's rules (see `_Loader`)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
 
 
 def schedule_value(value: Schedule, step: int) -> float:
@@ -132,7 +161,7 @@ def to_dict(obj: Any) -> Any:
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """Parse `a.b.c=value` (value read as YAML, so `0.5`, `true`, `[0, 1, 2, 3]` work)."""
+    """Parse `a.b.c=value` (value read as YAML, so `0.5`, `1e-9`, `true`, `[0, 1, 2, 3]` work)."""
     if "=" not in text:
         raise UserError(f"override '{text}' is not of the form key=value (e.g. steps=200)")
     key, raw = text.split("=", 1)
@@ -140,9 +169,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not key:
         raise UserError(f"override '{text}' has an empty key; write it as key=value")
     try:
-        value = yaml.safe_load(raw)
+        value = load_yaml(raw)
     except yaml.YAMLError as err:
-        raise UserError(f"override '{text}' has a value that is not valid YAML: {err}") from None
+        problem = getattr(err, "problem", None) or type(err).__name__
+        raise UserError(f"override '{text}' has a value that is not valid YAML ({problem}); quote text values") from None
     return key.split("."), value
 
 
@@ -186,7 +216,7 @@ def read_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise UserError(f"config file '{path}' does not exist; pass an existing .yaml file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise UserError(f"config file '{path}' is not valid YAML ({type(err).__name__}); fix its syntax") from None
     if data is None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tv3dg.commands.arguments import add_overrides
+from tv3dg.distill.objectives import LOSS_NAMES, loss_help
 from tv3dg.errors import UserError
-
-LOSSES = ("vpcsm", "csm", "ism", "csd", "sds")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,19 +17,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(TV-3DG: VPCSM + SGC). Any config key can be set as key=value, e.g. steps=300 sgc.enabled=false.",
     )
     parser.add_argument("--prompt", help="text prompt, e.g. \"a red striped cube\"")
-    parser.add_argument("--image", help="visual prompt (an 8-bit RGB PNG/JPEG); without it a sample of the prompt is used")
+    parser.add_argument("--image", help="visual prompt, a PNG/JPEG (transparency becomes the render background); "
+                        "without it a sample of the prompt is used")
     parser.add_argument("--mode", choices=("texture", "style"), help="texture: image agrees with the text; style: take only its look")
-    parser.add_argument("--loss", choices=LOSSES, help="distillation loss (default vpcsm)")
+    parser.add_argument("--loss", choices=LOSS_NAMES, help=loss_help())
     parser.add_argument("--config", help="preset name (mini, sd15) or a YAML file (default mini)")
     parser.add_argument("--model", help="SD-1.5 diffusers folder or cached HF id (sets prior.model)")
     parser.add_argument("--ip-adapter", help="IP-Adapter SD-1.5 .safetensors (sets prior.ip_adapter)")
+    parser.add_argument("--image-encoder", help="the adapter's CLIP image-encoder folder (sets prior.image_encoder; "
+                        "default: image_encoder/ beside the adapter)")
     parser.add_argument("--steps", type=int, help="optimisation steps")
     parser.add_argument("--seed", type=int, help="random seed")
     parser.add_argument("--out", type=Path, help="output folder")
     parser.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR (its config.yaml, then overrides)")
     parser.add_argument("--overwrite", action="store_true", help="replace a finished or unfinished run already in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    add_overrides(parser, "steps=300 sgc.enabled=false distill.t_min=1e-2")
     parser.set_defaults(func=run)
 
 
@@ -39,7 +42,12 @@ def flag_updates(args: argparse.Namespace) -> dict:
     for key, value in (("prompt", args.prompt), ("image", args.image), ("steps", args.steps), ("seed", args.seed)):
         if value is not None:
             updates[key] = value
-    prior = {k: v for k, v in (("ip_mode", args.mode), ("model", args.model), ("ip_adapter", args.ip_adapter)) if v is not None}
+    prior = {
+        k: v
+        for k, v in (("ip_mode", args.mode), ("model", args.model), ("ip_adapter", args.ip_adapter),
+                     ("image_encoder", args.image_encoder))
+        if v is not None
+    }
     if prior:
         updates["prior"] = prior
     if args.loss is not None:

@@ -11,6 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
+from tv3dg.commands.arguments import add_overrides
+
 DEFAULT_RUN_DIR = "runs/mini"
 
 
@@ -21,10 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train = actions.add_parser("train", help="train every stage (resumable) and export the weights into the package")
     train.add_argument("--run-dir", default=DEFAULT_RUN_DIR, help=f"folder for checkpoints and logs (default {DEFAULT_RUN_DIR})")
     train.add_argument("--max-minutes", type=float, default=None, help="stop after this long; run again to resume")
-    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a training setting")
     train.add_argument("--stage", dest="stages", action="append", default=None, metavar="NAME",
                        help="run only this stage (repeatable): pool, vae, classifier, shape_prior, prior")
     train.add_argument("--no-export", action="store_true", help="do not copy the finished weights into the package")
+    add_overrides(train, "prior_steps=20000 vae_kl_weight=1e-6")
     train.set_defaults(func=run_train)
 
     export = actions.add_parser("export", help="write a run's current weights into the package (or --out)")

@@ -15,73 +15,56 @@ import torch
 from PIL import Image
 
 from tv3dg.atomic import atomic_path
-from tv3dg.config import from_dict, merge_overrides
+from tv3dg.commands.arguments import add_overrides
+from tv3dg.distill.objectives import LOSS_NAMES, loss_help
 from tv3dg.errors import UserError
-
-LOSSES = ("sds", "csd", "ism", "csm", "vpcsm")
-DEFAULT_CFG = {"sds": 100.0}  # SDS needs a large scale to beat its noise term; the others use 7.5
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "2d", help="2D playground: optimise one image with a distillation loss",
-        description="Optimise one image with SDS, CSD, ISM, CSM or VPCSM and write a strip of its progress.",
+        description="Optimise one image with SDS, CSD, ISM, CSM or VPCSM and write a strip of its progress. "
+        "Each flag sets a config key; any prior.*, distill.* or other key can be set as key=value, "
+        "e.g. distill.weighting=sqrt prior.ip_scale=0.5.",
     )
-    parser.add_argument("--prompt", required=True, help="text prompt")
-    parser.add_argument("--image", type=Path, help="visual prompt (reference image); needs an IP-Adapter")
-    parser.add_argument("--loss", choices=LOSSES, default="vpcsm", help="distillation loss (default vpcsm)")
+    parser.add_argument("--prompt", help="text prompt")
+    parser.add_argument("--image", help="visual prompt, a PNG/JPEG (transparency becomes white); needs an IP-Adapter")
+    parser.add_argument("--loss", choices=LOSS_NAMES, help=loss_help())
     parser.add_argument("--model", help="SD-1.5 diffusers folder or cached HF id (default: the bundled mini prior)")
     parser.add_argument("--ip-adapter", help="IP-Adapter SD-1.5 .safetensors (default: the mini one with the mini model)")
     parser.add_argument("--image-encoder", help="CLIP image-encoder folder (default: image_encoder/ beside the adapter)")
-    parser.add_argument("--negative-prompt", default="", help="negative prompt (default empty)")
-    parser.add_argument("--steps", type=int, default=200, help="optimisation steps (default 200)")
-    parser.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default 0.05)")
-    parser.add_argument("--target", choices=("image", "latent"), default="image",
+    parser.add_argument("--negative-prompt", help="negative prompt (default empty)")
+    parser.add_argument("--steps", type=int, help="optimisation steps (default 200)")
+    parser.add_argument("--lr", type=float, help="Adam learning rate (default 0.05)")
+    parser.add_argument("--target", choices=("image", "latent"),
                         help="optimise RGB pixels through the VAE encoder (default) or the latent directly")
     parser.add_argument("--cfg", type=float, help="classifier guidance scale (default 100 for sds, else 7.5)")
     parser.add_argument("--pag", type=float, help="PAG scale for vpcsm (default 3; 0 = off)")
     parser.add_argument("--ip-scale", type=float, help="IP-Adapter scale (default 1)")
     parser.add_argument("--ip-mode", choices=("texture", "style"), help="IP scale on all layers or style blocks only")
-    parser.add_argument("--frames", type=int, default=8, help="snapshots in the strip (default 8)")
+    parser.add_argument("--frames", type=int, help="snapshots in the strip (default 8)")
     parser.add_argument("--out", type=Path, default=Path("playground.png"), help="strip image (default playground.png)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="any prior.* or distill.* config key, e.g. distill.weighting=sqrt (repeatable)")
+    parser.add_argument("--seed", type=int, help="random seed (default 0)")
+    parser.add_argument("--device", help="auto (default), cpu or cuda")
+    parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), help="default float32")
+    add_overrides(parser, "distill.weighting=sqrt prior.ip_scale=0.5")
     parser.set_defaults(func=run)
 
 
-def build_configs(args: argparse.Namespace):
-    """PriorConfig and DistillConfig from the flags, then the --set overrides (strict keys)."""
-    from tv3dg.distill.config import DistillConfig
-    from tv3dg.priors.config import PriorConfig
-
-    # without --model the PriorConfig defaults apply: the bundled mini model and its IP-Adapter
-    prior: dict = {"device": args.device, "dtype": args.dtype, "negative_prompt": args.negative_prompt}
+def flag_updates(args: argparse.Namespace) -> dict:
+    """Config data from the flags given (a flag left out keeps the config's default)."""
+    top = {"prompt": args.prompt, "image": args.image, "steps": args.steps, "lr": args.lr, "target": args.target,
+           "frames": args.frames, "seed": args.seed}
+    prior = {"device": args.device, "dtype": args.dtype, "negative_prompt": args.negative_prompt,
+             "image_encoder": args.image_encoder, "ip_scale": args.ip_scale, "ip_mode": args.ip_mode,
+             "model": args.model, "ip_adapter": args.ip_adapter}
+    distill = {"loss": args.loss, "cfg_scale": args.cfg, "pag_scale": args.pag}
+    updates: dict = {k: v for k, v in top.items() if v is not None}
+    updates["prior"] = {k: v for k, v in prior.items() if v is not None}
     if args.model is not None:
-        prior["model"] = args.model
-        prior["ip_adapter"] = args.ip_adapter
-    elif args.ip_adapter is not None:
-        prior["ip_adapter"] = args.ip_adapter
-    if args.image_encoder is not None:
-        prior["image_encoder"] = args.image_encoder
-    if args.ip_scale is not None:
-        prior["ip_scale"] = args.ip_scale
-    if args.ip_mode is not None:
-        prior["ip_mode"] = args.ip_mode
-    distill: dict = {
-        "loss": args.loss,
-        "cfg_scale": args.cfg if args.cfg is not None else DEFAULT_CFG.get(args.loss, 7.5),
-        "t_max": [0, 0.98, 0.5, max(args.steps // 2, 1)],  # anneal over the first half of the run
-    }
-    if args.pag is not None:
-        distill["pag_scale"] = args.pag
-    data = merge_overrides({"prior": prior, "distill": distill}, args.set)
-    unknown = sorted(set(data) - {"prior", "distill"})
-    if unknown:
-        raise UserError(f"--set key '{unknown[0]}' must start with prior. or distill.")
-    return from_dict(PriorConfig, data["prior"], prefix="prior."), from_dict(DistillConfig, data["distill"], prefix="distill.")
+        updates["prior"]["ip_adapter"] = args.ip_adapter  # another model: no adapter unless one is given
+    updates["distill"] = {k: v for k, v in distill.items() if v is not None}
+    return updates
 
 
 def save_strip(frames: list[torch.Tensor], path: Path) -> None:
@@ -93,29 +76,27 @@ def save_strip(frames: list[torch.Tensor], path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from tv3dg.distill.playground import optimise_image
+    from tv3dg.distill.playground import build_playground_config, optimise_image
     from tv3dg.priors.diffusers_prior import DiffusersPrior
-    from tv3dg.priors.images import load_image
+    from tv3dg.priors.images import read_image
 
-    if args.steps < 1 or args.frames < 1:
-        raise UserError("--steps and --frames must be positive integers")
-    if not 0 < args.lr <= 10:
-        raise UserError(f"--lr must lie in (0, 10], got {args.lr}")
     if args.out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise UserError(f"--out '{args.out}' must end in .png or .jpg")
-    prior_config, distill_config = build_configs(args)
-    reference = load_image(args.image) if args.image is not None else None
-    prior = DiffusersPrior(prior_config)
-    conditions = prior.prepare_conditions(args.prompt, reference)
-    report_every = max(args.steps // 10, 1)
+    config = build_playground_config(flag_updates(args), args.overrides)
+    reference = read_image(config.image) if config.image is not None else None
+    prior = DiffusersPrior(config.prior)
+    conditions = prior.prepare_conditions(config.prompt, reference)
+    steps = config.steps
+    report_every = max(steps // 10, 1)
 
     def report(step: int, logs: dict[str, float]) -> None:
-        if (step + 1) % report_every == 0 or step + 1 == args.steps:
-            print(f"step {step + 1}/{args.steps}  t={int(logs['t'])}  grad_rms={logs['grad_rms']:.4f}  "
+        if (step + 1) % report_every == 0 or step + 1 == steps:
+            print(f"step {step + 1}/{steps}  t={int(logs['t'])}  grad_rms={logs['grad_rms']:.4f}  "
                   f"unet_calls={int(logs['unet_calls'])}", flush=True)
 
-    result = optimise_image(prior, conditions, distill_config, args.steps, args.lr, args.target, args.frames, args.seed, report)
+    result = optimise_image(prior, conditions, config.distill, steps, config.lr, config.target, config.frames,
+                            config.seed, report)
     save_strip(result.frames, args.out)
     calls = sum(log["unet_calls"] for log in result.logs)
     print(f"wrote {args.out}: {len(result.frames)} snapshots at steps {result.frame_steps}; "
-          f"{result.seconds:.1f} s, {result.seconds / args.steps:.3f} s/step, {calls / args.steps:.1f} UNet calls/step")
+          f"{result.seconds:.1f} s, {result.seconds / steps:.3f} s/step, {calls / steps:.1f} UNet calls/step")

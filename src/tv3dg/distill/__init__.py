@@ -1,1 +1,1 @@
-"""Score distillation: DDIM inversion, the losses SDS/CSD/ISM/CSM/VPCSM, and the 2D playground."""
+"""Score distillation: the losses SDS/CSD/ISM/CSM/VPCSM, their timesteps, and the 2D playground."""

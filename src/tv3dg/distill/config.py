@@ -6,22 +6,18 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from tv3dg.config import Schedule
+from tv3dg.diffusion.guidance import check_scale
+from tv3dg.distill.objectives import LOSS_NAMES
 from tv3dg.errors import UserError
 
-MAX_GUIDANCE = 200.0
+LossName = Literal[LOSS_NAMES]  # type: ignore[valid-type]  # the names of `objectives.LOSSES`
+
 MAX_PAG = 50.0
 
 
 def schedule_ends(value: Schedule) -> list[float]:
     """The values a schedule takes at its ends (it is linear in between)."""
     return [float(value)] if isinstance(value, (int, float)) else [float(value[1]), float(value[2])]
-
-
-def check_scale(name: str, value: float, low: float = 0.0, high: float = MAX_GUIDANCE, allow_low: bool = False) -> None:
-    """Reject a guidance scale outside (low, high] ([low, high] with allow_low)."""
-    if not (low <= value <= high) or (value == low and not allow_low):
-        bracket = "[" if allow_low else "("
-        raise UserError(f"{name} {value} is out of range; it must lie in {bracket}{low:g}, {high:g}]")
 
 
 @dataclass
@@ -34,7 +30,7 @@ class DistillConfig:
     otherwise each covers that many timesteps and the last one goes to t.
     """
 
-    loss: Literal["sds", "csd", "ism", "csm", "vpcsm"] = "vpcsm"
+    loss: LossName = "vpcsm"
     cfg_scale: Schedule = 7.5
     pag_scale: Schedule = 3.0  # VPCSM only; 0 skips the perturbed branch
     split_guidance: bool = False  # text and image guidance with their own scales (3 branches)

@@ -23,7 +23,6 @@ from torch import Tensor
 
 from tv3dg.gaussians.model import Gaussians, quaternion_to_matrix
 from tv3dg.gaussians.surgery import append_points, keep_points, reset_parameter
-from tv3dg.render.rasterizer import RenderOutput
 
 
 @dataclass
@@ -43,6 +42,21 @@ class DensifyConfig:
     opacity_reset_interval: int = 3000  # 0 disables
     opacity_reset_value: float = 0.01
     max_points: int = 0  # 0: no cap
+
+
+@dataclass
+class ScreenStats:
+    """What densification reads off one (batched) render, so it needs no renderer types.
+
+    `means2d_grad` [B, N, 2] is dL/d(projected centre in pixels), None before `backward()`;
+    `radii` [B, N] the on-screen radii in pixels; `visible` [B, N] which Gaussians were drawn.
+    """
+
+    means2d_grad: Tensor | None
+    radii: Tensor
+    visible: Tensor
+    width: int
+    height: int
 
 
 @dataclass
@@ -68,28 +82,28 @@ class DensifyStrategy:
         self.max_radii: Tensor | None = None
 
     def step_post_backward(
-        self, gaussians: Gaussians, optimizer: torch.optim.Optimizer, render: RenderOutput, step: int
+        self, gaussians: Gaussians, optimizer: torch.optim.Optimizer, stats: ScreenStats, step: int
     ) -> DensifyReport:
         if step < self.config.stop_step:
-            self.update_stats(gaussians, render)
+            self.update_stats(gaussians, stats)
         return self.step(gaussians, optimizer, step)
 
-    def update_stats(self, gaussians: Gaussians, render: RenderOutput) -> None:
+    def update_stats(self, gaussians: Gaussians, stats: ScreenStats) -> None:
         """Accumulate screen-space gradient norms and radii of one (batched) render."""
-        grad = render.means2d.grad
+        grad = stats.means2d_grad
         if grad is None:
-            raise RuntimeError("render.means2d has no gradient: call after loss.backward() on a render made with grad")
+            raise RuntimeError("the render's means2d has no gradient: call after loss.backward() on a render made with grad")
         n = gaussians.num_points
         if self.grad_sum is None or self.grad_sum.shape[0] != n:
             self._reset_stats(n, gaussians.means.device)
         assert self.grad_sum is not None and self.grad_count is not None and self.max_radii is not None
         batch = grad.shape[0]
-        scale = torch.tensor([render.width / 2.0, render.height / 2.0], dtype=grad.dtype, device=grad.device)
+        scale = torch.tensor([stats.width / 2.0, stats.height / 2.0], dtype=grad.dtype, device=grad.device)
         norms = (grad * scale * batch).norm(dim=-1)  # [B, N]
-        visible = render.visible.to(norms.dtype)
+        visible = stats.visible.to(norms.dtype)
         self.grad_sum += (norms * visible).sum(0)
         self.grad_count += visible.sum(0)
-        self.max_radii = torch.maximum(self.max_radii, render.radii.detach().amax(0).to(self.max_radii.dtype))
+        self.max_radii = torch.maximum(self.max_radii, stats.radii.detach().amax(0).to(self.max_radii.dtype))
 
     def step(self, gaussians: Gaussians, optimizer: torch.optim.Optimizer, step: int) -> DensifyReport:
         """Densify/prune and reset opacities when the schedule says so."""

@@ -16,6 +16,8 @@ from torch import Tensor
 from tv3dg.errors import UserError
 from tv3dg.gaussians.model import Gaussians
 from tv3dg.gaussians.ply import load_ply
+from tv3dg.priors.config import MINI
+from tv3dg.priors.registry import named_model
 
 MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".stl", ".off")
 
@@ -39,9 +41,7 @@ def initial_gaussians(config: InitConfig, prompt: str, sh_degree: int, generator
             return load_ply(path)
         xyz, rgb = _points_from_file(path, config.num_points, generator)
     elif config.kind == "prior":
-        from tv3dg.priors.mini.shape_prior import load_shape_prior
-
-        xyz, rgb = load_shape_prior().sample(prompt, config.num_points, generator)
+        xyz, rgb = _text_to_points(prompt, config.num_points, generator)
     elif config.kind == "sphere":
         xyz = _uniform_ball(config.num_points, generator) * config.radius
         rgb = torch.tensor(config.color).expand(config.num_points, 3)
@@ -49,6 +49,14 @@ def initial_gaussians(config: InitConfig, prompt: str, sh_degree: int, generator
         xyz = (torch.rand(config.num_points, 3, generator=generator) * 2 - 1) * config.radius
         rgb = torch.tensor(config.color).expand(config.num_points, 3)
     return Gaussians.from_points(xyz.float(), rgb.float(), sh_degree=sh_degree, scale=config.scale, opacity=config.opacity)
+
+
+def _text_to_points(prompt: str, num_points: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Points of the bundled text-to-point prior (the mini world's: the only one there is)."""
+    model = named_model(MINI)
+    if model is None or model.shape_prior is None:
+        raise UserError("init.kind=prior needs the bundled text-to-point prior, which is not installed; use init.kind=sphere")
+    return model.shape_prior()(prompt, num_points, generator)
 
 
 def _uniform_ball(n: int, generator: torch.Generator) -> Tensor:

@@ -23,6 +23,7 @@ from tv3dg.atomic import write_text_atomic
 from tv3dg.config import dump_yaml, schedule_value
 from tv3dg.distill.losses import compute_distillation, encode_renders, render_loss
 from tv3dg.errors import UserError
+from tv3dg.eval.attributes import attribute_report
 from tv3dg.gaussians.densify import DensifyStrategy
 from tv3dg.gaussians.optim import build_optimizer, update_learning_rates
 from tv3dg.init.initializers import initial_gaussians
@@ -30,10 +31,10 @@ from tv3dg.pipeline.checkpoint import CHECKPOINT_NAME, Checkpoint, RunState, loa
 from tv3dg.pipeline.config import CameraConfig, GenerateConfig
 from tv3dg.pipeline.interrupt import StopRequest
 from tv3dg.pipeline.outputs import render_views, write_outputs
-from tv3dg.pipeline.visual_prompt import read_visual_prompt
 from tv3dg.priors.base import DiffusionPrior
 from tv3dg.priors.diffusers_prior import DiffusersPrior
-from tv3dg.priors.images import to_image_batch
+from tv3dg.priors.images import read_image, to_image_batch
+from tv3dg.priors.registry import named_model
 from tv3dg.render.cameras import Cameras, OrbitRanges, concat_cameras, orbit_cameras, sample_orbit_cameras
 from tv3dg.render.rasterizer import RenderOutput, rasterize
 
@@ -67,6 +68,12 @@ def background_color(kind: str, generator: torch.Generator) -> Tensor:
     return WHITE.clone() if kind == "white" else torch.zeros(3)
 
 
+def image_background(config: GenerateConfig) -> tuple[float, float, float]:
+    """What an image's transparent pixels become: the renders' background (white when it is random,
+    like the SGC references and the exported views)."""
+    return (0.0, 0.0, 0.0) if config.camera.background == "black" else (1.0, 1.0, 1.0)
+
+
 def func_switch_prompt(prior: DiffusionPrior, config: GenerateConfig, generator: torch.Generator) -> Tensor:
     """With no image, a text-to-image sample of the prompt becomes the visual prompt."""
     vp = config.visual_prompt
@@ -94,7 +101,7 @@ class Generation:
         if not resume and not overwrite and (out_dir / CHECKPOINT_NAME).exists():
             raise UserError(f"'{out_dir}' already holds a run; pass --resume {out_dir}, --overwrite, or another --out")
         # Validate the image before loading the (possibly large) prior.
-        image = to_image_batch(read_visual_prompt(config.image)) if config.image and not resume else None
+        image = to_image_batch(read_image(config.image, image_background(config))) if config.image and not resume else None
         self.prior = DiffusersPrior(config.prior)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.densify = DensifyStrategy(config.gaussians.densify, self.generator)
@@ -187,7 +194,7 @@ class Generation:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self._bound_scales()
-        report = self.densify.step_post_backward(self.gaussians, self.optimizer, render.views(slice(0, len(cameras))), step)
+        report = self.densify.step_post_backward(self.gaussians, self.optimizer, render.screen_stats(slice(0, len(cameras))), step)
         interval = config.gaussians.sh_degree_interval
         if interval > 0 and (step + 1) % interval == 0:
             self.gaussians.increase_sh_degree()
@@ -280,11 +287,10 @@ class Generation:
             "num_gaussians": self.gaussians.num_points,
             "nonfinite_steps": state.nonfinite_steps,
         }
-        if self.config.prior.model == "mini":
-            from tv3dg.eval.attributes import attribute_report
-
+        named = named_model(self.config.prior.model)
+        if named is not None and named.attribute_reader is not None:
             renders = render_views(self.gaussians.cpu(), self.config.export, self.prior.resolution, WHITE)
-            metrics["attributes"] = attribute_report(renders, self.config.prompt, self.visual_prompt)
+            metrics["attributes"] = attribute_report(renders, self.config.prompt, self.visual_prompt, named.attribute_reader())
         return metrics
 
 

@@ -14,8 +14,8 @@ from typing import Iterator, Sequence
 import torch
 from torch import Tensor
 
-from tv3dg.distill.ddim import ddim_walk, sampling_path
-from tv3dg.distill.config import check_scale
+from tv3dg.diffusion.ddim import ddim_walk, sampling_path
+from tv3dg.diffusion.guidance import check_scale
 from tv3dg.errors import UserError
 from tv3dg.priors.base import BRANCHES, Conditions, DiffusionPrior, UNetCounter, VisualPrompt
 from tv3dg.priors.camera_conditioning import camera_features

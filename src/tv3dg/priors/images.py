@@ -1,4 +1,4 @@
-"""Image inputs of the prior: reading a visual prompt, resizing renders, CLIP preprocessing on tensors."""
+"""Image inputs of the prior: the one image reader, resizing renders, CLIP preprocessing on tensors."""
 
 from __future__ import annotations
 
@@ -14,20 +14,57 @@ from tv3dg.errors import UserError
 from tv3dg.priors.ip_adapter import ClipPreprocess
 
 
-def load_image(path: str | Path) -> Image.Image:
-    """Open an image file as RGB, with a one-line error when it cannot be read."""
+MAX_SIDE = 4096
+MIN_SIDE = 16
+WHITE = (1.0, 1.0, 1.0)
+
+
+def read_image(path: str | Path, background: tuple[float, float, float] = WHITE) -> Image.Image:
+    """Open an image file as 8-bit RGB under the one policy of every entry point (generate, 2d):
+
+    - an alpha channel (RGBA, LA, palette transparency) is composited onto `background`, the
+      colour the renders use (white unless `camera.background=black`), as image-to-3D tools do;
+    - grayscale is expanded to RGB (grey in, grey out: the asset takes grey tones);
+    - more than 8 bits per channel, a side over MAX_SIDE or under MIN_SIDE pixels is refused;
+    - anything else Pillow reads (palette, CMYK, ...) is converted to RGB.
+    Every refusal is a one-line `UserError` naming the problem and the fix.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"image '{path}' does not exist; pass an existing PNG or JPEG file")
+    previous_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = MAX_SIDE * MAX_SIDE
     try:
         with Image.open(path) as image:
+            mode, size = image.mode, image.size
+            if max(size) > MAX_SIDE:
+                raise UserError(f"image '{path}' is {size[0]}x{size[1]}; resize it to at most {MAX_SIDE} px per side")
+            if min(size) < MIN_SIDE:
+                raise UserError(f"image '{path}' is {size[0]}x{size[1]}; give at least {MIN_SIDE} px per side")
+            if mode.startswith("I") or mode == "F" or _png_bit_depth(path) > 8:
+                raise UserError(f"image '{path}' has more than 8 bits per channel; save it as 8-bit RGB(A)")
             image.load()
-            if image.mode in ("RGBA", "LA") or "transparency" in image.info:
-                rgba = image.convert("RGBA")
-                background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                return Image.alpha_composite(background, rgba).convert("RGB")
+            if mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+                fill = tuple(round(255 * c) for c in background) + (255,)
+                return Image.alpha_composite(Image.new("RGBA", size, fill), image.convert("RGBA")).convert("RGB")
             return image.convert("RGB")
-    except FileNotFoundError:
-        raise UserError(f"image '{path}' does not exist; pass an existing PNG or JPEG file") from None
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise UserError(f"image '{path}' could not be read as an image ({type(err).__name__}); pass a PNG or JPEG file") from None
+    except Image.DecompressionBombError:
+        raise UserError(f"image '{path}' is too large to open safely; resize it to at most {MAX_SIDE} px per side") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise UserError(
+            f"image '{path}' could not be read as an image ({type(err).__name__}); pass an intact PNG or JPEG file"
+        ) from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous_limit
+
+
+def _png_bit_depth(path: Path) -> int:
+    """Bits per channel from a PNG header (Pillow silently narrows 16-bit RGB PNGs to 8 bits)."""
+    with open(path, "rb") as handle:
+        header = handle.read(25)
+    if header[:8] != b"\x89PNG\r\n\x1a\n" or len(header) < 25:
+        return 8
+    return header[24]
 
 
 def to_image_batch(image: Image.Image | Tensor) -> Tensor:

@@ -23,8 +23,7 @@ from torch import Tensor
 from transformers import CLIPVisionModelWithProjection
 
 from tv3dg.errors import UserError
-from tv3dg.priors.config import MINI
-from tv3dg.priors.mini.paths import MINI_IMAGE_ENCODER_DIR, MINI_IP_ADAPTER
+from tv3dg.priors.registry import named_model, named_models
 from tv3dg.priors.unet_layers import cross_attention_blocks, matches_block
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -43,11 +42,12 @@ class ClipPreprocess:
 
 
 def resolve_ip_adapter(spec: str) -> Path:
-    """A `.safetensors` path, "mini", or `owner/repo/path/in/repo.safetensors` in the local HF cache."""
-    if spec == MINI:
-        if not MINI_IP_ADAPTER.is_file():
-            raise UserError("the bundled mini IP-Adapter has no weights yet; run `tv3dg mini train` or pass --ip-adapter PATH")
-        return MINI_IP_ADAPTER
+    """A `.safetensors` path, a named model's adapter ("mini"), or `owner/repo/path/in/repo.safetensors` in the local HF cache."""
+    named = named_model(spec)
+    if named is not None and named.ip_adapter is not None:
+        if not named.ip_adapter.is_file():
+            raise UserError(f"the bundled {spec} IP-Adapter has no weights yet; {named.missing_hint} or pass --ip-adapter PATH")
+        return named.ip_adapter
     path = Path(spec).expanduser()
     if not path.exists() and spec.count("/") >= 2 and not spec.startswith((".", "/", "~")):
         owner, repo, filename = spec.split("/", 2)
@@ -63,9 +63,9 @@ def resolve_ip_adapter(spec: str) -> Path:
 
 
 def resolve_image_encoder(ip_adapter: Path, image_encoder: str | None) -> Path:
-    """The given folder, or by default `image_encoder/` next to the IP-Adapter file."""
+    """The given folder, or by default the named model's encoder or `image_encoder/` next to the IP-Adapter file."""
     if image_encoder is None:
-        folder = MINI_IMAGE_ENCODER_DIR if ip_adapter == MINI_IP_ADAPTER else ip_adapter.parent / "image_encoder"
+        folder = _named_image_encoder(ip_adapter) or ip_adapter.parent / "image_encoder"
         if not (folder / "config.json").is_file():
             raise UserError(
                 f"IP-Adapter '{ip_adapter}' needs its CLIP image encoder, but '{folder}' has none; pass --image-encoder FOLDER"
@@ -75,6 +75,11 @@ def resolve_image_encoder(ip_adapter: Path, image_encoder: str | None) -> Path:
     if not (folder / "config.json").is_file():
         raise UserError(f"image encoder '{image_encoder}' is not a CLIPVisionModelWithProjection folder (no config.json)")
     return folder
+
+
+def _named_image_encoder(ip_adapter: Path) -> Path | None:
+    """The image encoder registered with the named model whose adapter is `ip_adapter`."""
+    return next((m.image_encoder_dir for m in named_models() if m.ip_adapter == ip_adapter), None)
 
 
 def read_ip_adapter(path: Path) -> dict[str, dict[str, Tensor]]:

@@ -20,8 +20,7 @@ from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from tv3dg.errors import UserError
-from tv3dg.priors.config import MINI
-from tv3dg.priors.mini.paths import MINI_MODEL_DIR
+from tv3dg.priors.registry import named_model
 
 SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 LAYOUT_HINT = "a diffusers SD-1.5 folder has unet/ vae/ text_encoder/ tokenizer/ scheduler/"
@@ -37,13 +36,14 @@ class SD15Components:
 
 
 def resolve_model_dir(model: str) -> Path:
-    """A local folder, "mini" (the bundled prior) or a Hugging Face id found in the local cache."""
-    if model == MINI:
-        if not (MINI_MODEL_DIR / "unet").is_dir():
+    """A named model (e.g. "mini", the bundled prior), a local folder or a Hugging Face id found in the local cache."""
+    named = named_model(model)
+    if named is not None:
+        if not (named.model_dir / "unet").is_dir():
             raise UserError(
-                "the bundled mini prior has no weights yet; run `tv3dg mini train` or pass --model PATH to SD-1.5 weights"
+                f"the bundled {model} prior has no weights yet; {named.missing_hint} or pass --model PATH to SD-1.5 weights"
             )
-        return MINI_MODEL_DIR
+        return named.model_dir
     path = Path(model).expanduser()
     if path.is_dir():
         return path

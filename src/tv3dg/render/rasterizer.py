@@ -17,6 +17,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from tv3dg.gaussians.densify import ScreenStats
 from tv3dg.gaussians.model import Gaussians
 from tv3dg.render.binning import bin_gaussians
 from tv3dg.render.cameras import Cameras
@@ -70,18 +71,20 @@ class RenderOutput:
         return self.rgb.shape[2]
 
     def views(self, index: slice) -> "RenderOutput":
-        """The outputs of some of the cameras; after `backward()`, their `means2d.grad` comes along."""
-        means2d = self.means2d.detach()[index]
-        if self.means2d.grad is not None:
-            means2d.grad = self.means2d.grad[index]
+        """The outputs of some of the cameras (for densification, use `screen_stats(index)` of the whole)."""
         return RenderOutput(
-            rgb=self.rgb[index], alpha=self.alpha[index], depth=self.depth[index], means2d=means2d,
+            rgb=self.rgb[index], alpha=self.alpha[index], depth=self.depth[index], means2d=self.means2d[index],
             radii=self.radii[index], visible=self.visible[index],
         )
 
     @property
     def height(self) -> int:
         return self.rgb.shape[1]
+
+    def screen_stats(self, cameras: slice = slice(None)) -> ScreenStats:
+        """The record densification reads, of all or some `cameras` (call after `backward()` so the gradient is there)."""
+        grad = None if self.means2d.grad is None else self.means2d.grad[cameras]
+        return ScreenStats(grad, self.radii[cameras], self.visible[cameras], self.width, self.height)
 
 
 def rasterize(
