@@ -3,11 +3,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: setup demo test bench chromium
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
+	# pymeshlab (mesh decimation) loads the system's libGL; Debian/Ubuntu ship it in libgl1.
+	{ ldconfig -p 2>/dev/null || /sbin/ldconfig -p; } | grep -q 'libGL\.so\.1' || { apt-get update -qq && apt-get install -y -qq libgl1; }
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# The CPU build of torch first, so that no dependency pulls a CUDA build.
@@ -18,7 +22,11 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(VENV)/bin/tv3dg generate --prompt "a red striped cube" --out outputs/demo --overwrite
 
-test: setup
+# The app's browser tests drive the system Chromium (Debian's package; Playwright downloads no browser).
+chromium:
+	@test -x $(CHROMIUM) || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+test: setup chromium
 	$(PY) -m pytest -q
 
 bench: setup

@@ -82,8 +82,8 @@ def test_fit_to_textured_object_reaches_25_db_on_held_out_views(one_thread):
         loss = (out.rgb - train_images[views]).abs().mean()
         optimizer.zero_grad()
         loss.backward()
-        densify.step_post_backward(gaussians, optimizer, out.screen_stats(), step)
         optimizer.step()
+        densify.step_post_backward(gaussians, optimizer, out.screen_stats(), step)  # after the step, as the pipeline does
 
     assert gaussians.num_points > 1.5 * n  # densification added detail where the image asked for it
     with torch.no_grad():

@@ -131,12 +131,24 @@ def test_size_pruning_starts_at_its_step():
     g = gaussians_with([0.05, 0.5, 0.05], [0.5, 0.5, 0.5])  # row 1 is too large in the world
     opt = build_optimizer(g, OptimConfig())
     config = DensifyConfig(start_step=0, interval=100, size_prune_start_step=150, prune_max_scale=0.1,
-                           prune_max_screen_radius=20.0)
+                           prune_max_screen_fraction=0.2)
     strategy = DensifyStrategy(config)
-    render = fake_render([0.0, 0.0, 0.0], radii=[3.0, 3.0, 40.0])  # row 2 is too large on screen
+    render = fake_render([0.0, 0.0, 0.0], radii=[3.0, 3.0, 40.0])  # row 2 covers 0.4 of the 100 px image
     assert strategy.step_post_backward(g, opt, render, step=100).pruned == 0
     report = strategy.step_post_backward(g, opt, fake_render([0.0, 0.0, 0.0], radii=[3.0, 3.0, 40.0]), step=200)
     assert report.pruned == 2 and g.num_points == 1 and g.sh_dc[0, 0, 0] == 0.0
+
+
+def test_the_screen_size_threshold_is_a_fraction_of_the_image():
+    """The same Gaussian footprint, relative to the image, is pruned at every resolution."""
+    for width in (32, 512):
+        g = gaussians_with([0.05, 0.05], [0.5, 0.5])
+        opt = build_optimizer(g, OptimConfig())
+        strategy = DensifyStrategy(DensifyConfig(start_step=0, interval=100, size_prune_start_step=0,
+                                                 prune_max_screen_fraction=0.5))
+        radii = [0.4 * width, 0.6 * width]  # 0.4 and 0.6 of the image
+        report = strategy.step_post_backward(g, opt, fake_render([0.0, 0.0], width=width, radii=radii), step=100)
+        assert report.pruned == 1 and g.sh_dc[0, 0, 0] == 0.0
 
 
 def test_max_points_keeps_the_strongest_candidates():
@@ -159,7 +171,7 @@ def test_stats_come_from_a_real_render_and_need_a_backward():
     strategy.update_stats(g, out.screen_stats())
     assert torch.equal(strategy.grad_count, out.visible.sum(0).float())
     assert (strategy.grad_sum[out.visible.any(0)] > 0).all()
-    assert torch.equal(strategy.max_radii, out.radii.amax(0))
+    assert torch.equal(strategy.max_screen_fraction, out.radii.amax(0) / 24)
     assert math.isfinite(float(strategy.grad_sum.sum()))
 
 

@@ -14,10 +14,20 @@ def test_short_generation_on_the_bundled_prior(tmp_path):
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 20 and metrics["visual_prompt"] == "func_switch"
+    assert metrics["dropped_words"] == [] and metrics["prompt_read_as"] == "a red striped cube"
     attributes = metrics["attributes"]
     assert attributes["views"] == 8
-    assert attributes["prompt_target"] == {"shape": "cube", "colour": "red", "pattern": "striped"}
-    assert set(attributes["prompt"]) == {"shape", "colour", "pattern", "all"}
-    assert load_ply(out / "asset.ply").num_points == metrics["num_gaussians"]
-    for name in ("mesh.glb", "mesh.obj", "turntable.mp4", "views.png", "visual_prompt.png", "config.yaml"):
+    target = {"shape": "cube", "colour": "red", "pattern": "striped"}
+    assert attributes["prompt_target"] == target
+    assert attributes["visual_prompt_target"] == target  # the Func Switch sample shows what the prompt says
+    predicted = attributes["predicted"]
+    for name, wanted in target.items():  # each rate is the share of the 8 views read as the prompt says
+        assert attributes["prompt"][name] == sum(p == wanted for p in predicted[name]) / 8
+    all_right = sum(all(predicted[k][v] == target[k] for k in target) for v in range(8)) / 8
+    assert attributes["prompt"]["all"] == all_right
+    assert attributes["prompt"]["colour"] >= 0.75  # 20 steps from the red shape-prior start keep it red
+    # densification starts at step 100: the 4096 initial points are all still there
+    assert metrics["densify"] == {"cloned": 0, "split": 0, "pruned": 0, "opacity_resets": 0}
+    assert load_ply(out / "asset.ply").num_points == metrics["num_gaussians"] == 4096
+    for name in ("mesh.glb", "mesh.obj", "mesh.mtl", "mesh.png", "turntable.mp4", "views.png", "visual_prompt.png", "config.yaml"):
         assert (out / name).stat().st_size > 0, name

@@ -10,9 +10,8 @@ from safetensors.torch import load_file, save_file
 
 from tv3dg.priors.mini.architecture import build_unet, image_encoder_input
 from tv3dg.priors.mini.data import AppearancePartners, render_pool, save_pool
-from tv3dg.priors.mini.ip_adapter import (
-    attach_ip_adapter, extract_ip_adapter_state, initial_ip_adapter_state, split_ip_adapter_state, unet_without_ip_adapter,
-)
+from tv3dg.priors.ip_adapter import attach_ip_adapter, split_ip_adapter_state
+from tv3dg.priors.mini.ip_adapter import extract_ip_adapter_state, initial_ip_adapter_state, unet_without_ip_adapter
 from tv3dg.priors.mini.tokenizer import save_tokenizer
 from tv3dg.priors.mini.training import MiniTrainConfig, PriorModules, StageClock, stage_vae
 
@@ -48,7 +47,7 @@ def test_ip_adapter_round_trips_through_the_official_layout_and_diffusers_loader
     base = unet_without_ip_adapter(trained, build_unet())
     assert base.config.encoder_hid_dim_type is None
     assert not any("processor" in k or "encoder_hid_proj" in k for k in base.state_dict())
-    base._load_ip_adapter_weights([split_ip_adapter_state(flat)])
+    attach_ip_adapter(base, split_ip_adapter_state(flat))
     embeds = torch.randn(2, 1, 64, generator=torch.Generator().manual_seed(1))
     assert torch.allclose(_unet_output(base, embeds), _unet_output(trained, embeds), atol=1e-6)
     # and the image tokens matter: a different embedding changes the prediction

@@ -13,7 +13,7 @@ from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTokenizer, CLIPV
 from tv3dg.priors.mini.architecture import IMAGE_MEAN, IMAGE_SIZE, IMAGE_STD
 from tv3dg.priors.mini.classifier import classify, load_classifier
 from tv3dg.priors.mini.evaluate import classifier_accuracy
-from tv3dg.priors.mini.ip_adapter import split_ip_adapter_state
+from tv3dg.priors.ip_adapter import attach_ip_adapter, split_ip_adapter_state
 from tv3dg.priors.mini.paths import MINI_CLASSIFIER, MINI_IMAGE_ENCODER_DIR, MINI_IP_ADAPTER, MINI_MODEL_DIR, MINI_SHAPE_PRIOR, WEIGHTS_DIR
 from tv3dg.priors.mini.shape_prior import load_shape_prior, surface_points
 from tv3dg.priors.mini.world import SHAPES, WorldObject, render_objects, shape_sdf
@@ -64,7 +64,7 @@ def test_ip_adapter_has_the_official_layout_and_steers_the_unet():
     assert tuple(processor.image_mean) == IMAGE_MEAN and tuple(processor.image_std) == IMAGE_STD
     assert processor.crop_size["height"] == IMAGE_SIZE
 
-    unet._load_ip_adapter_weights([split_ip_adapter_state(flat)])
+    attach_ip_adapter(unet, split_ip_adapter_state(flat))
     red = render_objects([WorldObject(0, 0, 0)], orbit_cameras(10.0, 0.0, 3.2, 40.0, IMAGE_SIZE)).rgb
     blue = render_objects([WorldObject(1, 5, 2)], orbit_cameras(10.0, 0.0, 3.2, 40.0, IMAGE_SIZE)).rgb
     pixels = processor(images=[(img.permute(1, 2, 0).numpy() * 255).round().astype("uint8") for img in torch.cat([red, blue])], return_tensors="pt")

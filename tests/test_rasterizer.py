@@ -51,6 +51,7 @@ def test_forward_matches_brute_force_reference(tile_size):
     assert out.rgb.shape == (2, 22, 30, 3) and out.alpha.shape == (2, 22, 30, 1) and out.depth.shape == (2, 22, 30, 1)
     assert ref.alpha.max() > 0.9 and ref.alpha.min() < 0.1  # the scene has both covered and empty pixels
     for name in ("rgb", "alpha", "depth"):
+        # float64 sums of <= 80 terms of size <= ~3: reassociation error ~80 * 2.2e-16 * 3 = 5e-14
         torch.testing.assert_close(getattr(out, name), getattr(ref, name), rtol=0, atol=1e-10)
 
 
@@ -63,6 +64,7 @@ def test_gradients_match_brute_force_reference():
     ref_grads = torch.autograd.grad(weighted_loss(ref), list(gaussians.parameters()))
     for (name, _), got, want in zip(gaussians.named_parameters(), grads, ref_grads):
         assert want.abs().max() > 0, name
+        # float64 gradients summed over ~1300 pixels: ~1e3 * 2.2e-16 relative, far inside rtol 1e-7
         torch.testing.assert_close(got, want, rtol=1e-7, atol=1e-9, msg=name)
 
 
@@ -112,8 +114,13 @@ def test_batch_renders_like_single_cameras():
     batch = rasterize(gaussians, cameras, background, backend="torch")
     for i in range(3):
         single = rasterize(gaussians, cameras[i], background[i], backend="torch")
-        torch.testing.assert_close(batch.rgb[i : i + 1], single.rgb, rtol=0, atol=1e-6)
-        torch.testing.assert_close(batch.depth[i : i + 1], single.depth, rtol=0, atol=1e-5)
+        # Float32 over up to 50 composited splats with colours up to ~3 and depths ~3: the batch and
+        # the single render group the sums differently (and SIMD widths differ across CPUs), which
+        # moves a pixel by about N * eps * |value| = 50 * 1.2e-7 * 3 = 2e-5 at worst (1.3e-6 seen
+        # with AVX2 kernels, 2e-6 on an AMD EPYC). 1e-4 keeps a 5x margin, is 40x below one 8-bit
+        # step, and a batching bug (another row's camera or background) moves pixels by > 0.1.
+        torch.testing.assert_close(batch.rgb[i : i + 1], single.rgb, rtol=0, atol=1e-4)
+        torch.testing.assert_close(batch.depth[i : i + 1], single.depth, rtol=0, atol=1e-4)
 
 
 def test_empty_view_is_the_background():

@@ -15,7 +15,9 @@ from tv3dg.gaussians.synthetic import BLUE, GREEN, SAMPLE_ASSET, beach_ball
 def test_sample_asset_is_what_its_generator_makes():
     packaged, generated = load_ply(SAMPLE_ASSET), beach_ball()
     for (name, a), (_, b) in zip(packaged.named_parameters(), generated.named_parameters()):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+        # synthesised in float32 with trig and log, whose vectorised kernels may differ by an ulp or two
+        # between CPUs (values up to ~4, so ~1e-6 absolute): rtol 1e-5 covers that, not a changed asset
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
 
 
 def test_render_gif_and_views_of_the_sample(tmp_path, capsys):

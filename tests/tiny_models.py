@@ -7,17 +7,18 @@ weights use, so the full SD-1.5 + IP-Adapter code path runs in seconds on a CPU:
   model_index.json) shaped like SD-1.5: the first up block has no attention, the others do.
 - `make_tiny_ip_adapter`: an IP-Adapter `.safetensors` file in the official SD-1.5 key layout plus
   an `image_encoder/` folder (CLIPVisionModelWithProjection + preprocessor_config.json) beside it.
-- `make_tiny_tokenizer`: a byte-level BPE CLIPTokenizer built offline from a word list.
+
+The offline tokenizer and the IP-Adapter key layout come from `tv3dg.priors.random_weights`, which
+builds the same folders at SD-1.5's full size.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, UNet2DConditionModel
 from safetensors.torch import save_file
 from transformers import (
     CLIPTextConfig,
@@ -27,59 +28,16 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
+from tv3dg.priors.random_weights import (
+    ip_adapter_shapes,
+    make_bpe_tokenizer,
+    sd15_scheduler,
+    write_clip_preprocessor,
+    write_model_index,
+)
+
 TEXT_DIM = 32  # text-encoder width = UNet cross-attention width
 IMAGE_EMBED_DIM = 32  # CLIP vision projection width = IP-Adapter image-embedding width
-IP_TOKENS = 4  # image tokens per image, as in the official SD-1.5 IP-Adapter
-WORDS = (
-    "a an the of and with in on photo dslr picture render drawing painting style "
-    "front side back overhead view red green blue yellow white black orange purple "
-    "cube sphere cone cylinder torus dog cat bunny golden retriever standing lettuce "
-    "striped dotted wooden metal glass shiny matte blurry low quality ugly"
-).split()
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """The byte -> printable character table of byte-level BPE (the CLIP/GPT-2 alphabet)."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    chars = printable[:]
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            chars.append(256 + extra)
-            extra += 1
-    return {b: chr(c) for b, c in zip(printable, chars)}
-
-
-def make_tiny_tokenizer(folder: Path, words: tuple[str, ...] = tuple(WORDS), max_length: int = 77) -> CLIPTokenizer:
-    """Write vocab.json + merges.txt for a CLIP-style BPE over `words` and load it back.
-
-    Every byte is in the vocabulary (alone and with `</w>`), so any text tokenises; the listed
-    words merge into single tokens.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    alphabet = list(_bytes_to_unicode().values())
-    vocab_list = alphabet + [c + "</w>" for c in alphabet]
-    merges: list[tuple[str, str]] = []
-    for word in dict.fromkeys(words):
-        parts = list(word[:-1]) + [word[-1] + "</w>"]
-        while len(parts) > 1:
-            pair = (parts[0], parts[1])
-            if pair not in merges:
-                merges.append(pair)
-            parts = [parts[0] + parts[1]] + parts[2:]
-    for left, right in merges:
-        if left + right not in vocab_list:
-            vocab_list.append(left + right)
-    vocab_list += ["<|startoftext|>", "<|endoftext|>"]
-    vocab = {token: i for i, token in enumerate(dict.fromkeys(vocab_list))}
-    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges) + "\n", encoding="utf-8")
-    tokenizer = CLIPTokenizer(
-        vocab=str(folder / "vocab.json"), merges=str(folder / "merges.txt"), model_max_length=max_length
-    )
-    tokenizer.save_pretrained(folder)
-    return CLIPTokenizer.from_pretrained(folder)
 
 
 def tiny_unet(camera_conditioned: bool = False, sample_size: int = 8) -> UNet2DConditionModel:
@@ -136,46 +94,19 @@ def make_tiny_sd_folder(
     """Save a complete tiny SD-1.5-shaped diffusers folder under `root` and return it."""
     torch.manual_seed(seed)
     root.mkdir(parents=True, exist_ok=True)
-    tokenizer = make_tiny_tokenizer(root / "tokenizer")
+    tokenizer = make_bpe_tokenizer(root / "tokenizer")
     tiny_unet(camera_conditioned, sample_size=latent_size).save_pretrained(root / "unet")
     tiny_vae(sample_size=latent_size * 2).save_pretrained(root / "vae")
     tiny_text_encoder(tokenizer).save_pretrained(root / "text_encoder")
-    DDIMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-        set_alpha_to_one=False, steps_offset=1,
-    ).save_pretrained(root / "scheduler")
-    model_index = {
-        "_class_name": "StableDiffusionPipeline",
-        "unet": ["diffusers", "UNet2DConditionModel"],
-        "vae": ["diffusers", "AutoencoderKL"],
-        "text_encoder": ["transformers", "CLIPTextModel"],
-        "tokenizer": ["transformers", "CLIPTokenizer"],
-        "scheduler": ["diffusers", "DDIMScheduler"],
-    }
-    (root / "model_index.json").write_text(json.dumps(model_index, indent=2), encoding="utf-8")
+    sd15_scheduler().save_pretrained(root / "scheduler")
+    write_model_index(root)
     return root
 
 
 def ip_adapter_state_dict(unet: UNet2DConditionModel, image_embed_dim: int = IMAGE_EMBED_DIM, std: float = 0.2) -> dict[str, torch.Tensor]:
-    """Random IP-Adapter weights in the official SD-1.5 key layout for `unet`.
-
-    `ip_adapter.{k}` counts over all of the UNet's attention processors in order, so the
-    cross-attention ones (attn2) get the odd indices 1, 3, 5, ... as in the released checkpoints.
-    """
-    cross_dim = unet.config.cross_attention_dim
-    weights = {
-        "image_proj.proj.weight": torch.randn(IP_TOKENS * cross_dim, image_embed_dim) * std,
-        "image_proj.proj.bias": torch.randn(IP_TOKENS * cross_dim) * std,
-        "image_proj.norm.weight": 1.0 + torch.randn(cross_dim) * std,
-        "image_proj.norm.bias": torch.randn(cross_dim) * std,
-    }
-    modules = dict(unet.named_modules())
-    for index, name in enumerate(unet.attn_processors):
-        if not name.endswith("attn2.processor"):
-            continue
-        hidden = modules[name.removesuffix(".processor")].to_k.out_features
-        weights[f"ip_adapter.{index}.to_k_ip.weight"] = torch.randn(hidden, cross_dim) * std
-        weights[f"ip_adapter.{index}.to_v_ip.weight"] = torch.randn(hidden, cross_dim) * std
+    """Random IP-Adapter weights in the official SD-1.5 key layout for `unet`."""
+    weights = {name: torch.randn(shape) * std for name, shape in ip_adapter_shapes(unet, image_embed_dim).items()}
+    weights["image_proj.norm.weight"] += 1.0
     return weights
 
 
@@ -194,16 +125,7 @@ def make_tiny_ip_adapter(model_dir: Path, root: Path, seed: int = 0, image_size:
         )
     )
     vision.save_pretrained(encoder_dir)
-    preprocessor = {
-        "image_processor_type": "CLIPImageProcessor",
-        "do_resize": True, "size": {"shortest_edge": image_size},
-        "do_center_crop": True, "crop_size": {"height": image_size, "width": image_size},
-        "do_normalize": True,
-        "image_mean": [0.48145466, 0.4578275, 0.40821073],
-        "image_std": [0.26862954, 0.26130258, 0.27577711],
-        "resample": 3, "do_rescale": True, "rescale_factor": 1 / 255, "do_convert_rgb": True,
-    }
-    (encoder_dir / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2), encoding="utf-8")
+    write_clip_preprocessor(encoder_dir, image_size)
     return weight_path, encoder_dir
 
 

@@ -6,7 +6,8 @@ the image prompt of the others, so the K views agree with each other. At those c
 - semantic: 1 - cos between frozen image-encoder features of render and reference (global
   embedding and patch tokens);
 - geometry: BCE between the rendered alpha and the reference's foreground mask, plus a
-  scale-invariant (Pearson) depth term when a depth estimator plug-in is configured;
+  scale- and shift-invariant (Pearson) depth term against a depth estimator (a transformers
+  depth-estimation model, see `calibrate/depth.py`, or a plug-in);
 - reward: an optional frozen reward plug-in on the renders (higher is better).
 Plug-ins are named "package.module:function"; see `load_plugin`.
 
@@ -24,16 +25,17 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tv3dg.calibrate.depth import DepthEstimator, is_plugin
 from tv3dg.config import Schedule, schedule_value
 from tv3dg.errors import UserError
 from tv3dg.priors.base import DiffusionPrior
-from tv3dg.render.cameras import Cameras, orbit_cameras
+from tv3dg.render.cameras import Cameras
 
 
 @dataclass
@@ -49,7 +51,10 @@ class SGCConfig:
     patch_weight: Schedule = 0.5
     mask_weight: Schedule = 1.0
     depth_weight: Schedule = 0.0
-    depth_estimator: str | None = None  # "module:function", images [B,3,H,W] -> depth [B,1,H,W]
+    # A transformers depth-estimation model (folder or cached id, e.g. DPT / Depth Anything), or a
+    # plug-in "module:function", images [B,3,H,W] -> depth [B,1,H,W]; used when depth_weight > 0.
+    depth_estimator: str | None = None
+    depth_output: Literal["disparity", "depth"] = "disparity"  # what the model predicts (DPT, Depth Anything: disparity)
     reward: str | None = None  # "module:function", images [B,3,H,W] -> reward [B]
     reward_weight: Schedule = 0.0
     foreground_threshold: float = 0.1  # distance from the white background that counts as object
@@ -87,12 +92,6 @@ def foreground_mask(images: Tensor, threshold: float, tolerance: float = 0.0) ->
     return ((distance - tolerance) / (threshold - tolerance)).clamp(0.0, 1.0)
 
 
-def reference_cameras(config: SGCConfig, resolution: int, radius: float, fov_deg: float, device: torch.device) -> Cameras:
-    """K cameras at one elevation, evenly spaced in azimuth from the front view."""
-    azimuths = torch.arange(config.num_views, dtype=torch.float32) * (360.0 / config.num_views)
-    return orbit_cameras(config.elevation_deg, azimuths, radius, fov_deg, resolution, device=device)
-
-
 def sample_reference_images(
     prior: DiffusionPrior,
     prompt: str,
@@ -126,7 +125,12 @@ class Calibration:
         with torch.no_grad():
             self.features = prior.image_features(images)
             self.patch_features = prior.image_patch_features(images)
-            self.depths = load_plugin(config.depth_estimator)(images) if config.depth_estimator else None
+            self.depths = self._estimate_depth(images) if config.depth_estimator else None
+
+    def _estimate_depth(self, images: Tensor) -> Tensor:
+        spec = self.config.depth_estimator
+        estimate = load_plugin(spec) if is_plugin(spec) else DepthEstimator(spec, self.config.depth_output, images.device)
+        return estimate(images)
 
     def active(self, step: int) -> bool:
         return self.config.enabled and step >= self.config.start_step
@@ -147,7 +151,8 @@ class Calibration:
         )
         logs = {"sgc_semantic": semantic.item(), "sgc_patch": patch.item(), "sgc_mask": geometry.item()}
         if self.depths is not None:
-            depth_term = pearson_depth_loss(depth, self.depths[view_index], mask)
+            surface = depth / alpha.detach().clamp_min(1e-3)  # the rendered depth is sum w_i z_i: per unit alpha
+            depth_term = pearson_depth_loss(surface, self.depths[view_index], mask)
             total = total + schedule_value(config.depth_weight, step) * depth_term
             logs["sgc_depth"] = depth_term.item()
         if self.reward is not None:

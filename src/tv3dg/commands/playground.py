@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> None:
     config = build_playground_config(flag_updates(args), args.overrides)
     reference = read_image(config.image) if config.image is not None else None
     prior = DiffusersPrior(config.prior)
+    prior.report_dropped_words(config.prompt)
     conditions = prior.prepare_conditions(config.prompt, reference)
     steps = config.steps
     report_every = max(steps // 10, 1)

@@ -1,23 +1,34 @@
-"""Mesh export: Gaussians -> density grid -> marching cubes -> vertex-coloured mesh (.glb/.obj).
+"""Mesh export: Gaussians -> density grid -> marching cubes -> decimated, textured mesh (.glb/.obj).
 
 Each Gaussian adds `opacity * exp(-0.5 d^T Sigma^-1 d)` to the voxels within its 3-sigma
 window, and its colour weighted the same way; the surface is the `threshold` level set of the
-density, coloured by the density-weighted colour at each vertex.
+density. Marching cubes gives far more triangles than the shape needs (about 130k for the
+default cube), so the mesh is decimated by quadric edge collapse with its topology preserved (a
+closed surface stays closed), then either UV-unwrapped with a baked texture (what DCC tools and
+game engines expect) or coloured per vertex; both colour from the density-weighted colour grid.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Literal
 
 import mcubes
 import numpy as np
+import pymeshlab
 import torch
 import trimesh
+from PIL import Image
 from torch import Tensor
 
-from tv3dg.atomic import atomic_path
+from tv3dg.atomic import atomic_path, write_bytes_atomic, write_text_atomic
 from tv3dg.errors import UserError
+from tv3dg.export.projection import bake_cameras, projected_colors
+from tv3dg.export.texture import bake, unwrap
+from tv3dg.gaussians.model import Gaussians
+from tv3dg.gaussians.sh import sh_dc_to_rgb
 
 
 @dataclass
@@ -28,6 +39,13 @@ class MeshConfig:
     max_window: int = 6  # a Gaussian touches at most (2*max_window+1)^3 voxels
     padding: float = 0.1  # fraction of the bounding box added on each side
     chunk: int = 4096  # Gaussians per scatter pass (bounds peak memory)
+    target_faces: int = 20000  # decimate to at most this many faces (0: keep every marching-cubes face)
+    texture: bool = True  # UV-unwrap and bake a texture image; false: per-vertex colours
+    texture_resolution: int = 1024  # texture image side in pixels
+    # Texel colours: "render" projects renders of the Gaussians from 26 views around the object onto
+    # the surface (what a viewer sees); "grid" reads the density-weighted colour grid (no renders).
+    bake: Literal["render", "grid"] = "render"
+    bake_resolution: int = 256  # side of each bake render in pixels
 
 
 @dataclass
@@ -82,6 +100,13 @@ def density_grid(
     return DensityGrid(density.reshape(res, res, res), color.reshape(res, res, res, 3), lo, voxel)
 
 
+def gaussian_grid(gaussians: Gaussians, config: MeshConfig) -> DensityGrid:
+    """`density_grid` of a Gaussians model, coloured by its view-independent (DC) colour."""
+    with torch.no_grad():
+        colors = sh_dc_to_rgb(gaussians.sh_dc[:, 0]).clamp(0, 1)
+        return density_grid(gaussians.means, gaussians.covariances(), gaussians.opacities[:, 0], colors, config)
+
+
 def _sample_color(grid: DensityGrid, points: np.ndarray) -> np.ndarray:
     """Trilinear lookup of the colour grid at world points."""
     res = grid.density.shape[0]
@@ -109,10 +134,113 @@ def extract_mesh(grid: DensityGrid, threshold: float) -> trimesh.Trimesh:
     return mesh
 
 
-def save_mesh(mesh: trimesh.Trimesh, path: str | Path) -> None:
-    """Write .glb or .obj (vertex colours in both) atomically."""
-    suffix = Path(path).suffix.lower()
+def decimate(mesh: trimesh.Trimesh, target_faces: int) -> trimesh.Trimesh:
+    """Quadric edge collapse down to at most `target_faces` (geometry only; colours are re-sampled after).
+
+    MeshLab's collapse with topology preservation comes first because it never pinches the surface:
+    a watertight input stays watertight (simpler collapsers leave non-manifold edges). A surface
+    riddled with tiny handles (a thin shell meshed on a coarse grid) cannot get that light with its
+    topology kept; it is then collapsed further without that constraint, so the face budget holds.
+    """
+    if target_faces <= 0 or len(mesh.faces) <= target_faces:
+        return trimesh.Trimesh(mesh.vertices, mesh.faces, process=False)
+    meshes = pymeshlab.MeshSet()
+    meshes.add_mesh(pymeshlab.Mesh(np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces, dtype=np.int32)))
+    for keep_topology in (True, False):
+        meshes.meshing_decimation_quadric_edge_collapse(
+            targetfacenum=target_faces, preservetopology=keep_topology, preservenormal=True, optimalplacement=True,
+            planarquadric=True, autoclean=True,
+        )
+        if meshes.current_mesh().face_number() <= target_faces:
+            break
+    out = meshes.current_mesh()
+    result = trimesh.Trimesh(out.vertex_matrix(), out.face_matrix(), process=True)
+    if result.is_volume and result.volume < 0:
+        result.invert()
+    return result
+
+
+def export_mesh(grid: DensityGrid, config: MeshConfig, gaussians: Gaussians) -> trimesh.Trimesh:
+    """The mesh a run exports from `gaussians` and their density `grid`: marching cubes,
+    decimated, then textured or vertex-coloured."""
+    mesh = decimate(extract_mesh(grid, config.threshold), config.target_faces)
+    vertices = np.asarray(mesh.vertices)
+    if not config.texture:
+        colors = (_sample_color(grid, vertices) * 255).round().astype(np.uint8)
+        return trimesh.Trimesh(vertices, mesh.faces, vertex_colors=colors, process=False)
+    if config.texture_resolution < 16:
+        raise UserError(f"export.mesh.texture_resolution={config.texture_resolution} is too small; use at least 16 (e.g. 1024)")
+    uv_mesh = unwrap(vertices, np.asarray(mesh.vertex_normals), np.asarray(mesh.faces), config.texture_resolution)
+    image = bake(uv_mesh, config.texture_resolution, _texel_colors(grid, config, gaussians, mesh))
+    material = trimesh.visual.material.PBRMaterial(
+        baseColorTexture=Image.fromarray(image), metallicFactor=0.0, roughnessFactor=1.0, doubleSided=False
+    )
+    visual = trimesh.visual.TextureVisuals(uv=uv_mesh.uv, material=material)
+    normals = np.asarray(mesh.vertex_normals)[uv_mesh.source_vertex]  # smooth shading across UV seams
+    return trimesh.Trimesh(uv_mesh.vertices, uv_mesh.faces, vertex_normals=normals, visual=visual, process=False)
+
+
+def _texel_colors(
+    grid: DensityGrid, config: MeshConfig, gaussians: Gaussians, mesh: trimesh.Trimesh
+) -> Callable[[Tensor, Tensor], Tensor]:
+    """`bake`'s colour source: projected renders where a view sees the texel, else the colour grid."""
+
+    def grid_colors(points: Tensor) -> Tensor:
+        return torch.from_numpy(_sample_color(grid, points.numpy()))
+
+    def render_colors(points: Tensor, normals: Tensor) -> Tensor:
+        vertices = torch.from_numpy(np.asarray(mesh.vertices)).float()
+        radius = 3.2 * float(vertices.norm(dim=-1).max())  # the whole object inside a 40 degree view
+        colors, seen = projected_colors(
+            gaussians, vertices, torch.from_numpy(np.asarray(mesh.faces)).long(), points, normals,
+            bake_cameras(radius, 40.0, config.bake_resolution), depth_tolerance=2 * grid.voxel,
+        )
+        return torch.where((seen > 0)[:, None], colors, grid_colors(points))
+
+    if config.bake == "render":
+        return render_colors
+    return lambda points, normals: grid_colors(points)
+
+
+def texture_image(mesh: trimesh.Trimesh) -> np.ndarray | None:
+    """The baked texture [H, W, 3] uint8 of a textured mesh, None for a vertex-coloured one."""
+    if mesh.visual.kind != "texture":
+        return None
+    return np.asarray(mesh.visual.material.baseColorTexture.convert("RGB"))
+
+
+def save_mesh(mesh: trimesh.Trimesh, path: str | Path) -> list[Path]:
+    """Write .glb, .obj or .ply atomically; a textured .obj also writes its .mtl and .png beside it.
+
+    Returns every file written (the texture and material first, so a reader never sees an .obj
+    that names a missing file).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
     if suffix not in (".glb", ".obj", ".ply"):
         raise UserError(f"mesh file '{path}' must end in .glb, .obj or .ply")
+    image = texture_image(mesh)
+    if suffix == ".obj" and image is not None:
+        return _save_textured_obj(mesh, image, path)
     with atomic_path(path) as tmp:
         mesh.export(tmp, file_type=suffix[1:])
+    return [path]
+
+
+def _save_textured_obj(mesh: trimesh.Trimesh, image: np.ndarray, path: Path) -> list[Path]:
+    """OBJ + MTL + PNG; the MTL's diffuse colour is white so viewers that multiply it by the texture
+    (three.js) show the texture as baked."""
+    png, mtl = path.with_suffix(".png"), path.with_suffix(".mtl")
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    write_bytes_atomic(png, buffer.getvalue())
+    write_text_atomic(mtl, f"newmtl baked\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nillum 1\nmap_Kd {png.name}\n")
+    text = io.StringIO()
+    text.write(f"mtllib {mtl.name}\n")
+    np.savetxt(text, np.asarray(mesh.vertices), fmt="v %.6f %.6f %.6f")
+    np.savetxt(text, np.asarray(mesh.visual.uv), fmt="vt %.6f %.6f")
+    text.write("usemtl baked\n")
+    corners = np.asarray(mesh.faces) + 1  # OBJ counts from 1; vertex i and its UV share the index
+    np.savetxt(text, np.repeat(corners, 2, axis=1), fmt="f %d/%d %d/%d %d/%d")
+    write_text_atomic(path, text.getvalue())
+    return [png, mtl, path]

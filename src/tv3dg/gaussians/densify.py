@@ -2,13 +2,15 @@
 
 Between densification steps the strategy accumulates, per Gaussian, the norm of the gradient of
 its projected centre (in NDC units, times the number of cameras so a batch-mean loss counts like
-one camera) and its largest on-screen radius. Every `interval` steps in [start_step, stop_step):
+one camera) and its largest on-screen radius as a fraction of the image (radius in pixels over
+the longer image side, as gsplat measures it, so a threshold means the same at 32 and 512 px).
+Every `interval` steps in [start_step, stop_step):
 - Gaussians whose mean gradient exceeds `grad_threshold` are under-reconstructed: small ones
   (max scale <= clone_max_scale * scene_extent) are cloned, large ones split into `split_count`
   children sampled from the parent Gaussian with scales divided by `split_shrink`;
 - Gaussians with opacity under `prune_min_opacity` are removed, and once `size_prune_start_step`
   is passed, also those larger than `prune_max_scale * scene_extent` in the world or
-  `prune_max_screen_radius` pixels on screen.
+  `prune_max_screen_fraction` of the image on screen.
 Every `opacity_reset_interval` steps opacities are clamped down to `opacity_reset_value`, which
 lets the optimiser prune what it does not need. The optimiser state follows every change.
 """
@@ -38,7 +40,7 @@ class DensifyConfig:
     prune_min_opacity: float = 0.005
     size_prune_start_step: int = 3000
     prune_max_scale: float = 0.1  # x scene_extent; 0 disables
-    prune_max_screen_radius: float = 20.0  # pixels; 0 disables
+    prune_max_screen_fraction: float = 0.15  # on-screen radius / longer image side (gsplat's default); 0 disables
     opacity_reset_interval: int = 3000  # 0 disables
     opacity_reset_value: float = 0.01
     max_points: int = 0  # 0: no cap
@@ -61,11 +63,17 @@ class ScreenStats:
 
 @dataclass
 class DensifyReport:
+    """What one step of the strategy did."""
+
     cloned: int = 0
     split: int = 0
     pruned: int = 0
     opacity_reset: bool = False
     num_points: int = 0
+
+    def counts(self) -> dict[str, int]:
+        """The changes as counts that add up over a run (for metrics.json)."""
+        return {"cloned": self.cloned, "split": self.split, "pruned": self.pruned, "opacity_resets": int(self.opacity_reset)}
 
 
 class DensifyStrategy:
@@ -79,7 +87,7 @@ class DensifyStrategy:
         self.generator = generator
         self.grad_sum: Tensor | None = None
         self.grad_count: Tensor | None = None
-        self.max_radii: Tensor | None = None
+        self.max_screen_fraction: Tensor | None = None
 
     def step_post_backward(
         self, gaussians: Gaussians, optimizer: torch.optim.Optimizer, stats: ScreenStats, step: int
@@ -96,14 +104,15 @@ class DensifyStrategy:
         n = gaussians.num_points
         if self.grad_sum is None or self.grad_sum.shape[0] != n:
             self._reset_stats(n, gaussians.means.device)
-        assert self.grad_sum is not None and self.grad_count is not None and self.max_radii is not None
+        assert self.grad_sum is not None and self.grad_count is not None and self.max_screen_fraction is not None
         batch = grad.shape[0]
         scale = torch.tensor([stats.width / 2.0, stats.height / 2.0], dtype=grad.dtype, device=grad.device)
         norms = (grad * scale * batch).norm(dim=-1)  # [B, N]
         visible = stats.visible.to(norms.dtype)
         self.grad_sum += (norms * visible).sum(0)
         self.grad_count += visible.sum(0)
-        self.max_radii = torch.maximum(self.max_radii, stats.radii.detach().amax(0).to(self.max_radii.dtype))
+        fraction = stats.radii.detach().amax(0).to(self.max_screen_fraction.dtype) / max(stats.width, stats.height)
+        self.max_screen_fraction = torch.maximum(self.max_screen_fraction, fraction)
 
     def step(self, gaussians: Gaussians, optimizer: torch.optim.Optimizer, step: int) -> DensifyReport:
         """Densify/prune and reset opacities when the schedule says so."""
@@ -119,7 +128,7 @@ class DensifyStrategy:
 
     def _densify_and_prune(self, gaussians: Gaussians, optimizer: torch.optim.Optimizer, step: int) -> DensifyReport:
         cfg = self.config
-        assert self.grad_sum is not None and self.grad_count is not None and self.max_radii is not None
+        assert self.grad_sum is not None and self.grad_count is not None and self.max_screen_fraction is not None
         n = gaussians.num_points
         with torch.no_grad():
             mean_grad = self.grad_sum / self.grad_count.clamp_min(1)
@@ -130,7 +139,7 @@ class DensifyStrategy:
             new_rows = _clone_rows(gaussians, clone)
             children = _split_rows(gaussians, split, cfg.split_count, cfg.split_shrink, self.generator)
             rows = {name: torch.cat([new_rows[name], children[name]]) for name in new_rows}
-        max_radii = torch.cat([self.max_radii, self.max_radii.new_zeros(rows["means"].shape[0])])
+        screen_fraction = torch.cat([self.max_screen_fraction, self.max_screen_fraction.new_zeros(rows["means"].shape[0])])
         append_points(gaussians, optimizer, rows)
         with torch.no_grad():
             drop = torch.cat([split, split.new_zeros(rows["means"].shape[0])])
@@ -138,8 +147,8 @@ class DensifyStrategy:
             if step > cfg.size_prune_start_step:
                 if cfg.prune_max_scale > 0:
                     drop |= gaussians.scales.max(dim=1).values > cfg.prune_max_scale * cfg.scene_extent
-                if cfg.prune_max_screen_radius > 0:
-                    drop |= max_radii > cfg.prune_max_screen_radius
+                if cfg.prune_max_screen_fraction > 0:
+                    drop |= screen_fraction > cfg.prune_max_screen_fraction
         keep_points(gaussians, optimizer, ~drop)
         self._reset_stats(gaussians.num_points, gaussians.means.device)
         return DensifyReport(
@@ -162,7 +171,7 @@ class DensifyStrategy:
     def _reset_stats(self, n: int, device: torch.device) -> None:
         self.grad_sum = torch.zeros(n, device=device)
         self.grad_count = torch.zeros(n, device=device)
-        self.max_radii = torch.zeros(n, device=device)
+        self.max_screen_fraction = torch.zeros(n, device=device)
 
 
 def _clone_rows(gaussians: Gaussians, mask: Tensor) -> dict[str, Tensor]:

@@ -100,6 +100,14 @@ class Gaussians(nn.Module):
         degree = state.get("active_sh_degree_buffer")
         return cls(*(state[name] for name in PARAMETER_NAMES), active_sh_degree=None if degree is None else int(degree))
 
+    def detached_copy(self, device: torch.device | str = "cpu") -> "Gaussians":
+        """An independent copy on `device` for exports and evaluations.
+
+        `Module.cpu()` moves a module in place, which would pull the live parameters out from
+        under the optimiser of a CUDA run; a copy leaves them where they are.
+        """
+        return Gaussians.from_state_dict({k: v.detach().to(device) for k, v in self.state_dict().items()})
+
     # ----- activations --------------------------------------------------------------------------
     @property
     def num_points(self) -> int:

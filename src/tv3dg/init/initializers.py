@@ -1,11 +1,12 @@
-"""Where the optimisation starts: a coarse 3D prior from the text, a sphere or box of random
-points, or the user's own point cloud, mesh or Gaussian `.ply`."""
+"""Where the optimisation starts: a coarse 3D prior from the text (Shap-E for open prompts, the
+bundled mini world's shape prior for the mini prior), a sphere or box of random points, or the
+user's own point cloud, mesh or Gaussian `.ply`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Optional
 
 import numpy as np
 import torch
@@ -16,31 +17,82 @@ from torch import Tensor
 from tv3dg.errors import UserError
 from tv3dg.gaussians.model import Gaussians
 from tv3dg.gaussians.ply import load_ply
+from tv3dg.init.shap_e import as_pil, resolve_shap_e, shap_e_mesh, to_world
 from tv3dg.priors.config import MINI
 from tv3dg.priors.registry import named_model
 
 MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".stl", ".off")
+KINDS = ("shap_e", "mini_shape_prior", "sphere", "box", "file")
+RENAMED = {"prior": "mini_shape_prior"}
 
 
 @dataclass
 class InitConfig:
-    kind: Literal["prior", "sphere", "box", "file"] = "prior"
+    kind: str = "mini_shape_prior"  # one of KINDS
     path: str | None = None  # for kind=file: a 3DGS .ply, a point-cloud .ply or a mesh
     num_points: int = 2048
-    radius: float = 0.6  # sphere radius / box half-size, world units
+    radius: float = 0.6  # sphere radius / box half-size / Shap-E object radius, world units
     color: tuple[float, float, float] = (0.5, 0.5, 0.5)  # colour of sphere/box points
     opacity: float = 0.1
     scale: float | None = None  # Gaussian std in world units; None: nearest-neighbour distance
+    shap_e_model: str = "openai/shap-e"  # a diffusers ShapEPipeline folder or cached id
+    # With a visual prompt in texture mode: a ShapEImg2ImgPipeline folder or cached id
+    # (e.g. openai/shap-e-img2img) that starts from the image instead of the text; None: the text.
+    shap_e_image_model: Optional[str] = None
+    shap_e_steps: int = 64
+    shap_e_guidance: float = 15.0
+
+    def __post_init__(self) -> None:
+        if self.kind in RENAMED:
+            raise UserError(
+                f"init.kind={self.kind} is now init.kind={RENAMED[self.kind]} (the bundled mini world's shape prior); "
+                "for real prompts use init.kind=shap_e"
+            )
+        if self.kind not in KINDS:
+            raise UserError(f"config key 'init.kind' must be one of {list(KINDS)}, got {self.kind!r}")
 
 
-def initial_gaussians(config: InitConfig, prompt: str, sh_degree: int, generator: torch.Generator) -> Gaussians:
-    """Build the starting Gaussians; a 3DGS `.ply` is taken as it is (its SH degree is kept)."""
+def check_initializer(config: InitConfig, prior_model: str) -> None:
+    """Fail before any model loads when the initialiser cannot run with this prior or lacks its input."""
+    if config.kind == "mini_shape_prior" and prior_model != MINI:
+        raise UserError(
+            "init.kind=mini_shape_prior only knows the mini world's primitives; "
+            f"with prior.model={prior_model} use init.kind=shap_e, sphere, box or file"
+        )
+    if config.kind == "shap_e":
+        resolve_shap_e(config.shap_e_model)
+        if config.shap_e_image_model is not None:
+            resolve_shap_e(config.shap_e_image_model)
+    if config.kind == "file":
+        _existing_path(config.path)
+
+
+def initial_gaussians(
+    config: InitConfig,
+    prompt: str,
+    sh_degree: int,
+    generator: torch.Generator,
+    device: torch.device = torch.device("cpu"),
+    texture_image: Tensor | None = None,
+) -> Gaussians:
+    """Build the starting Gaussians on the CPU; a 3DGS `.ply` is taken as it is (its SH degree is kept).
+
+    `device` runs Shap-E; `texture_image` ([B,3,H,W], a visual prompt in texture mode) makes
+    Shap-E start from the image when `shap_e_image_model` is set.
+    """
     if config.kind == "file":
         path = _existing_path(config.path)
         if path.suffix.lower() == ".ply" and _is_gaussian_ply(path):
             return load_ply(path)
         xyz, rgb = _points_from_file(path, config.num_points, generator)
-    elif config.kind == "prior":
+    elif config.kind == "shap_e":
+        use_image = texture_image is not None and config.shap_e_image_model is not None
+        folder = resolve_shap_e(config.shap_e_image_model if use_image else config.shap_e_model)
+        condition = as_pil(texture_image) if use_image else prompt
+        mesh = shap_e_mesh(folder, condition, config.shap_e_steps, config.shap_e_guidance, generator, device)
+        xyz, rgb = _surface_samples(mesh, config.num_points, generator)
+        xyz = to_world(xyz, config.radius)
+    elif config.kind == "mini_shape_prior":
         xyz, rgb = _text_to_points(prompt, config.num_points, generator)
     elif config.kind == "sphere":
         xyz = _uniform_ball(config.num_points, generator) * config.radius
@@ -52,10 +104,10 @@ def initial_gaussians(config: InitConfig, prompt: str, sh_degree: int, generator
 
 
 def _text_to_points(prompt: str, num_points: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """Points of the bundled text-to-point prior (the mini world's: the only one there is)."""
+    """Points of the bundled mini world's text-to-point prior."""
     model = named_model(MINI)
     if model is None or model.shape_prior is None:
-        raise UserError("init.kind=prior needs the bundled text-to-point prior, which is not installed; use init.kind=sphere")
+        raise UserError("init.kind=mini_shape_prior needs the bundled text-to-point prior, which is not installed; use init.kind=sphere")
     return model.shape_prior()(prompt, num_points, generator)
 
 
@@ -92,16 +144,21 @@ def _points_from_file(path: Path, num_points: int, generator: torch.Generator) -
     except (ValueError, OSError) as err:
         raise UserError(f"cannot read init file '{path}' ({type(err).__name__}: {err}); check the file") from None
     if isinstance(geometry, trimesh.Trimesh) and len(geometry.faces) > 0:
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        points, face_index = trimesh.sample.sample_surface(geometry, num_points, seed=seed)
-        colors = _face_colors(geometry)[face_index]
-    elif hasattr(geometry, "vertices") and len(geometry.vertices) > 0:
+        return _surface_samples(geometry, num_points, generator)
+    if hasattr(geometry, "vertices") and len(geometry.vertices) > 0:
         vertices = np.asarray(geometry.vertices)
         pick = torch.randperm(len(vertices), generator=generator)[:num_points].numpy()
         points = vertices[pick]
         colors = _vertex_colors(geometry, len(vertices))[pick]
-    else:
-        raise UserError(f"init file '{path}' holds no points or faces; give a point cloud or a mesh")
+        return torch.from_numpy(np.asarray(points)).float(), torch.from_numpy(np.asarray(colors)).float()
+    raise UserError(f"init file '{path}' holds no points or faces; give a point cloud or a mesh")
+
+
+def _surface_samples(mesh: trimesh.Trimesh, num_points: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Points uniform over the mesh's surface, coloured by their face."""
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+    points, face_index = trimesh.sample.sample_surface(mesh, num_points, seed=seed)
+    colors = _face_colors(mesh)[face_index]
     return torch.from_numpy(np.asarray(points)).float(), torch.from_numpy(np.asarray(colors)).float()
 
 

@@ -23,7 +23,7 @@ from tv3dg.gaussians.model import Gaussians
 from tv3dg.gaussians.optim import OptimConfig, build_optimizer
 
 CHECKPOINT_NAME = "checkpoints/last.safetensors"
-DENSIFY_STATS = ("grad_sum", "grad_count", "max_radii")
+DENSIFY_STATS = ("grad_sum", "grad_count", "max_screen_fraction")
 
 
 @dataclass
@@ -33,13 +33,20 @@ class RunState:
     step: int = 0
     unet_calls: int = 0
     unet_rows: int = 0
+    setup_unet_calls: int = 0  # of unet_calls: Func Switch and SGC reference sampling before step 0
+    setup_unet_rows: int = 0
     elapsed_s: float = 0.0
     nonfinite_steps: int = 0
     history: dict[str, list[float]] = field(default_factory=dict)
+    densify: dict[str, int] = field(default_factory=dict)  # densification totals: cloned, split, pruned, resets
 
     def log(self, scalars: dict[str, float]) -> None:
         for key, value in scalars.items():
             self.history.setdefault(key, []).append(float(value))
+
+    def count(self, counts: dict[str, int]) -> None:
+        for key, value in counts.items():
+            self.densify[key] = self.densify.get(key, 0) + value
 
 
 @dataclass
@@ -88,6 +95,18 @@ def load_checkpoint(out_dir: Path, optim_config: OptimConfig, densify: DensifySt
     for name, value in _section(tensors, "densify").items():
         setattr(densify, name, value)
     return Checkpoint(gaussians, optimizer, densify, tensors["rng"], _section(tensors, "extra"), state)
+
+
+def saved_step(out_dir: Path) -> int | None:
+    """The step of the checkpoint in `out_dir` (reads only its metadata), or None if there is none."""
+    path = out_dir / CHECKPOINT_NAME
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return int(json.loads(handle.metadata()["state"])["step"])
+    except (SafetensorError, KeyError, TypeError, ValueError, OSError) as err:
+        raise UserError(f"checkpoint '{path}' is unreadable ({type(err).__name__}); start a new run") from None
 
 
 def _section(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:

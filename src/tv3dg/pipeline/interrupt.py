@@ -1,5 +1,8 @@
-"""Ctrl-C between steps: the first press asks the loop to stop at the next step boundary (so the
-asset and checkpoint are written from a consistent state); a second press aborts at once."""
+"""Stopping a run between steps, from Ctrl-C or from a front end (the app's Stop button).
+
+The first request asks the loop to stop at the next step boundary (so the asset and checkpoint
+are written from a consistent state); a second Ctrl-C aborts at once.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +12,28 @@ from types import FrameType
 
 
 class StopRequest:
-    """Installs a SIGINT handler for the duration of a `with` block (main thread only)."""
+    """A stop flag the loop checks after each step.
+
+    `request()` sets it from any thread; inside a `with` block on the main thread, Ctrl-C sets it
+    too (a SIGINT handler is installed for the duration of the block).
+    """
 
     def __init__(self) -> None:
-        self.requested = False
+        self._event = threading.Event()
         self._previous: signal.Handlers | None = None
         self._installed = False
+
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()
+
+    def request(self) -> None:
+        self._event.set()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
+        self.request()
 
     def __enter__(self) -> "StopRequest":
         if threading.current_thread() is threading.main_thread():
@@ -30,3 +44,4 @@ class StopRequest:
     def __exit__(self, *exc: object) -> None:
         if self._installed:
             signal.signal(signal.SIGINT, self._previous)
+            self._installed = False

@@ -1,12 +1,13 @@
 """Everything a finished (or interrupted) run leaves in its output folder, each file written atomically.
 
-asset.ply (Inria 3DGS layout), mesh.glb + mesh.obj (vertex colours), turntable.mp4/.gif,
+asset.ply (Inria 3DGS layout), mesh.glb + mesh.obj/.mtl/.png (textured), turntable.mp4/.gif,
 views.png, visual_prompt.png, config.yaml, metrics.json.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,35 +17,40 @@ from torch import Tensor
 from tv3dg.atomic import write_text_atomic
 from tv3dg.config import dump_yaml
 from tv3dg.errors import UserError
-from tv3dg.export.mesh import density_grid, extract_mesh, save_mesh
+from tv3dg.export.mesh import export_mesh, gaussian_grid, save_mesh
 from tv3dg.export.video import render_turntable, save_contact_sheet, save_image, to_uint8, write_turntable
 from tv3dg.gaussians.model import Gaussians
 from tv3dg.gaussians.ply import save_ply
-from tv3dg.gaussians.sh import sh_dc_to_rgb
 from tv3dg.pipeline.config import ExportConfig, GenerateConfig
 from tv3dg.render.cameras import turntable_cameras
 from tv3dg.render.rasterizer import rasterize
 
 
 def render_views(gaussians: Gaussians, config: ExportConfig, resolution: int, background: Tensor) -> Tensor:
-    """Renders [V,3,R,R] at `config.views` evenly spaced azimuths (views.png and the metrics)."""
-    cameras = turntable_cameras(config.views, config.turntable_elevation_deg, config.radius, config.fov_deg, resolution)
+    """Renders [V,3,R,R] at `config.views` evenly spaced azimuths (views.png, the metrics, the app's
+    preview), on the Gaussians' own device."""
+    device = gaussians.means.device
+    cameras = turntable_cameras(config.views, config.turntable_elevation_deg, config.radius, config.fov_deg, resolution,
+                                device=device)
     with torch.no_grad():
-        return rasterize(gaussians, cameras, background).rgb.permute(0, 3, 1, 2)
+        return rasterize(gaussians, cameras, background.to(device)).rgb.permute(0, 3, 1, 2)
 
 
-def write_mesh(out_dir: Path, gaussians: Gaussians, config: ExportConfig) -> str:
-    """mesh.glb and mesh.obj; returns "ok" or why no mesh was written (e.g. nothing opaque yet)."""
-    with torch.no_grad():
-        colors = sh_dc_to_rgb(gaussians.sh_dc[:, 0]).clamp(0, 1)
-        try:
-            grid = density_grid(gaussians.means, gaussians.covariances(), gaussians.opacities[:, 0], colors, config.mesh)
-            mesh = extract_mesh(grid, config.mesh.threshold)
-        except UserError as err:
-            return f"skipped: {err}"
-    save_mesh(mesh, out_dir / "mesh.glb")
-    save_mesh(mesh, out_dir / "mesh.obj")
-    return "ok"
+def write_mesh(out_dir: Path, gaussians: Gaussians, config: ExportConfig, metrics: dict) -> None:
+    """mesh.glb and mesh.obj (+ .mtl and .png when textured); sets metrics["mesh"] to "ok" or why no
+    mesh was written (e.g. nothing opaque yet), and metrics["mesh_export"] to its size and time."""
+    start = time.perf_counter()
+    try:
+        mesh = export_mesh(gaussian_grid(gaussians, config.mesh), config.mesh, gaussians)
+    except UserError as err:
+        metrics["mesh"] = f"skipped: {err}"
+        return
+    files = save_mesh(mesh, out_dir / "mesh.glb") + save_mesh(mesh, out_dir / "mesh.obj")
+    metrics["mesh"] = "ok"
+    metrics["mesh_export"] = {
+        "vertices": len(mesh.vertices), "faces": len(mesh.faces), "seconds": round(time.perf_counter() - start, 2),
+        "bytes": {path.name: path.stat().st_size for path in files},
+    }
 
 
 def write_outputs(
@@ -57,9 +63,9 @@ def write_outputs(
     progress: bool = True,
 ) -> dict:
     """Write every output file; returns `metrics` completed with what the export itself found."""
-    gaussians = gaussians.cpu()
+    gaussians = gaussians.detached_copy("cpu")
     save_ply(out_dir / "asset.ply", gaussians)
-    metrics["mesh"] = write_mesh(out_dir, gaussians, config.export)
+    write_mesh(out_dir, gaussians, config.export, metrics)
     export = config.export
     frames = render_turntable(
         gaussians, export.turntable_frames, export.turntable_resolution, export.turntable_elevation_deg,

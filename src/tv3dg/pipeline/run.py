@@ -18,15 +18,16 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from tv3dg.calibrate.sgc import Calibration, reference_cameras, sample_reference_images
+from tv3dg.calibrate.sgc import Calibration, sample_reference_images
 from tv3dg.atomic import write_text_atomic
 from tv3dg.config import dump_yaml, schedule_value
 from tv3dg.distill.losses import compute_distillation, encode_renders, render_loss
 from tv3dg.errors import UserError
 from tv3dg.eval.attributes import attribute_report
 from tv3dg.gaussians.densify import DensifyStrategy
+from tv3dg.gaussians.model import Gaussians
 from tv3dg.gaussians.optim import build_optimizer, update_learning_rates
-from tv3dg.init.initializers import initial_gaussians
+from tv3dg.init.initializers import check_initializer, initial_gaussians
 from tv3dg.pipeline.checkpoint import CHECKPOINT_NAME, Checkpoint, RunState, load_checkpoint, save_checkpoint
 from tv3dg.pipeline.config import CameraConfig, GenerateConfig
 from tv3dg.pipeline.interrupt import StopRequest
@@ -35,10 +36,12 @@ from tv3dg.priors.base import DiffusionPrior
 from tv3dg.priors.diffusers_prior import DiffusersPrior
 from tv3dg.priors.images import read_image, to_image_batch
 from tv3dg.priors.registry import named_model
-from tv3dg.render.cameras import Cameras, OrbitRanges, concat_cameras, orbit_cameras, sample_orbit_cameras
+from tv3dg.render.cameras import Cameras, OrbitRanges, concat_cameras, orbit_cameras, sample_orbit_cameras, turntable_cameras
 from tv3dg.render.rasterizer import RenderOutput, rasterize
 
-StepCallback = Callable[[int, dict[str, float]], None]
+StepCallback = Callable[[int, dict[str, float], Gaussians], None]
+"""Called after each step with the step count, its logs and the live Gaussians (read them, e.g. for a
+preview render under `torch.no_grad()`; never modify them)."""
 WHITE = torch.ones(3)
 HISTORY_WINDOW = 50  # metrics.json reports each loss as the mean over the last steps
 
@@ -102,7 +105,10 @@ class Generation:
             raise UserError(f"'{out_dir}' already holds a run; pass --resume {out_dir}, --overwrite, or another --out")
         # Validate the image before loading the (possibly large) prior.
         image = to_image_batch(read_image(config.image, image_background(config))) if config.image and not resume else None
+        if not resume:
+            check_initializer(config.init, config.prior.model)
         self.prior = DiffusersPrior(config.prior)
+        self.dropped_words = self.prior.report_dropped_words(config.prompt)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.densify = DensifyStrategy(config.gaussians.densify, self.generator)
         if resume:
@@ -124,7 +130,9 @@ class Generation:
             self.visual_source = "func_switch"
         else:
             self.visual_prompt, self.visual_source = None, "none"
-        self.gaussians = initial_gaussians(config.init, config.prompt, config.gaussians.sh_degree, self.generator)
+        texture_image = self.visual_prompt if config.prior.ip_mode == "texture" else None
+        self.gaussians = initial_gaussians(config.init, config.prompt, config.gaussians.sh_degree, self.generator,
+                                           self.prior.device, texture_image)
         self.gaussians.to(self.prior.device)
         self.optimizer = build_optimizer(self.gaussians, config.gaussians.optim)
         self.state = RunState()
@@ -134,6 +142,7 @@ class Generation:
             self.reference_images = sample_reference_images(
                 self.prior, config.prompt, self.visual_prompt, cameras, config.sgc, self.generator
             )
+        self.state.setup_unet_calls, self.state.setup_unet_rows = self.prior.counter.calls, self.prior.counter.rows
 
     def _resume(self) -> None:
         checkpoint = load_checkpoint(self.out_dir, self.config.gaussians.optim, self.densify)
@@ -147,8 +156,10 @@ class Generation:
         self.prior.counter.calls, self.prior.counter.rows = self.state.unet_calls, self.state.unet_rows
 
     def _reference_cameras(self) -> Cameras:
-        export = self.config.export
-        return reference_cameras(self.config.sgc, self.prior.resolution, export.radius, export.fov_deg, self.prior.device)
+        """SGC's K reference views: evenly spaced around the object from the front, at the export framing."""
+        sgc, export = self.config.sgc, self.config.export
+        return turntable_cameras(sgc.num_views, sgc.elevation_deg, export.radius, export.fov_deg, self.prior.resolution,
+                                 device=self.prior.device)
 
     def _calibration(self) -> Calibration | None:
         if self.reference_images is None:
@@ -195,6 +206,7 @@ class Generation:
         self.optimizer.zero_grad(set_to_none=True)
         self._bound_scales()
         report = self.densify.step_post_backward(self.gaussians, self.optimizer, render.screen_stats(slice(0, len(cameras))), step)
+        self.state.count(report.counts())
         interval = config.gaussians.sh_degree_interval
         if interval > 0 and (step + 1) % interval == 0:
             self.gaussians.increase_sh_degree()
@@ -223,6 +235,8 @@ class Generation:
     def _bound_scales(self) -> None:
         """Project the scales back into [min_scale, max_scale] after the optimiser step."""
         low, high = self.config.gaussians.min_scale, self.config.gaussians.max_scale
+        if low <= 0 and high <= 0:  # no bounds (torch.clamp refuses two None bounds)
+            return
         with torch.no_grad():
             self.gaussians.log_scales.clamp_(
                 min=math.log(low) if low > 0 else None, max=math.log(high) if high > 0 else None
@@ -233,13 +247,13 @@ class Generation:
             return False
         return all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in self.gaussians.parameters())
 
-    def run(self, on_step: StepCallback | None = None) -> GenerationResult:
+    def run(self, on_step: StepCallback | None = None, stop: StopRequest | None = None) -> GenerationResult:
         config = self.config
         interrupted = False
         started = time.perf_counter() - self.state.elapsed_s
         write_text_atomic(self.out_dir / "config.yaml", dump_yaml(config))
         bar = tqdm(total=config.steps, initial=self.state.step, desc="generate", unit="step", disable=not self.progress)
-        with StopRequest() as stop, bar:
+        with stop or StopRequest() as stop, bar:
             while self.state.step < config.steps:
                 logs = self.train_step(self.state.step)
                 self.state.log(logs)
@@ -248,7 +262,7 @@ class Generation:
                 bar.update(1)
                 bar.set_postfix(loss=f"{logs['loss']:.4g}", n=int(self.gaussians.num_points))
                 if on_step is not None:
-                    on_step(self.state.step, logs)
+                    on_step(self.state.step, logs, self.gaussians)
                 if stop.requested:
                     interrupted = True
                     break
@@ -270,36 +284,51 @@ class Generation:
                                                  self.generator.get_state(), extras, self.state))
 
     # ----- metrics --------------------------------------------------------------------------
+    def unet_costs(self) -> dict[str, float]:
+        """UNet calls and rows in total, in set-up sampling, and per loop step (set-up excluded)."""
+        state, counter = self.state, self.prior.counter
+        steps = max(state.step, 1)
+        return {
+            "calls": counter.calls, "rows": counter.rows,
+            "setup_calls": state.setup_unet_calls, "setup_rows": state.setup_unet_rows,
+            "calls_per_step": (counter.calls - state.setup_unet_calls) / steps,
+            "rows_per_step": (counter.rows - state.setup_unet_rows) / steps,
+        }
+
     def metrics(self, interrupted: bool) -> dict:
         state = self.state
         steps = max(state.step, 1)
         metrics = {
             "prompt": self.config.prompt,
+            "prompt_read_as": self.prior.known_words(self.config.prompt)[0],
+            "dropped_words": self.dropped_words,  # outside a closed vocabulary (the mini prior's): not read
             "visual_prompt": self.visual_source,
             "steps": state.step,
             "interrupted": interrupted,
             "losses": {k: sum(v[-HISTORY_WINDOW:]) / len(v[-HISTORY_WINDOW:]) for k, v in state.history.items() if v},
-            "unet": {"calls": self.prior.counter.calls, "rows": self.prior.counter.rows,
-                     "calls_per_step": self.prior.counter.calls / steps},
+            "unet": self.unet_costs(),
             "time_s": state.elapsed_s,
             "seconds_per_step": state.elapsed_s / steps,
             "peak_memory_mb": peak_memory_mb(),
             "num_gaussians": self.gaussians.num_points,
             "nonfinite_steps": state.nonfinite_steps,
+            "densify": dict(state.densify),
         }
         named = named_model(self.config.prior.model)
         if named is not None and named.attribute_reader is not None:
-            renders = render_views(self.gaussians.cpu(), self.config.export, self.prior.resolution, WHITE)
+            renders = render_views(self.gaussians.detached_copy("cpu"), self.config.export, self.prior.resolution, WHITE)
             metrics["attributes"] = attribute_report(renders, self.config.prompt, self.visual_prompt, named.attribute_reader())
         return metrics
 
 
 def generate(
     config: GenerateConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
-    on_step: StepCallback | None = None, overwrite: bool = False,
+    on_step: StepCallback | None = None, overwrite: bool = False, stop: StopRequest | None = None,
 ) -> GenerationResult:
     """Run (or resume) a generation into `out_dir`; see `GenerateConfig` for every option.
 
     A folder that already holds a run is refused unless `resume` (continue it) or `overwrite`.
+    `stop.request()` (from any thread) ends the run at the next step boundary, as Ctrl-C does,
+    and every output is still written.
     """
-    return Generation(config, Path(out_dir), resume, progress, overwrite).run(on_step)
+    return Generation(config, Path(out_dir), resume, progress, overwrite).run(on_step, stop)

@@ -7,6 +7,7 @@ camera conditioning when the UNet has a projection class embedding (the mini pri
 
 from __future__ import annotations
 
+import re
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -16,15 +17,15 @@ from torch import Tensor
 
 from tv3dg.diffusion.ddim import ddim_walk, sampling_path
 from tv3dg.diffusion.guidance import check_scale
-from tv3dg.errors import UserError
+from tv3dg.errors import UserError, warn
 from tv3dg.priors.base import BRANCHES, Conditions, DiffusionPrior, UNetCounter, VisualPrompt
 from tv3dg.priors.camera_conditioning import camera_features
 from tv3dg.priors.config import PriorConfig
 from tv3dg.priors.images import clip_preprocess, resize, to_image_batch
 from tv3dg.priors.ip_adapter import (
-    attach_ip_adapter,
     ip_layer_scales,
     load_image_encoder,
+    load_ip_adapter,
     resolve_image_encoder,
     resolve_ip_adapter,
     set_ip_layer_scales,
@@ -32,6 +33,7 @@ from tv3dg.priors.ip_adapter import (
 from tv3dg.priors.loading import load_sd15_components, resolve_model_dir
 from tv3dg.priors.pag import pag_modules, perturbed_self_attention
 from tv3dg.priors.prompts import view_dependent_prompts
+from tv3dg.priors.registry import named_model
 from tv3dg.render.cameras import Cameras
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -73,7 +75,7 @@ class DiffusersPrior(DiffusionPrior):
         if config.ip_adapter is not None:
             ip_path = resolve_ip_adapter(config.ip_adapter)
             encoder_dir = resolve_image_encoder(ip_path, config.image_encoder)
-            embed_dim = attach_ip_adapter(self.unet, ip_path)
+            embed_dim = load_ip_adapter(self.unet, ip_path)
             self.ip_scales = ip_layer_scales(self.unet, config.ip_mode, config.ip_scale, config.style_blocks)
             set_ip_layer_scales(self.unet, self.ip_scales)
         elif config.image_encoder is not None:
@@ -95,20 +97,26 @@ class DiffusersPrior(DiffusionPrior):
         self.view_prompts = (
             not self.camera_conditioned if config.view_dependent_prompts is None else config.view_dependent_prompts
         )
+        named = named_model(config.model)
+        self.vocabulary = named.vocabulary() if named is not None and named.vocabulary is not None else None
         self.counter = UNetCounter()
         self._text_cache: dict[str, Tensor] = {}
         self._image_cache: tuple[object, int, Tensor] | None = None  # (visual prompt, its version, embeds)
         self._place_modules()
 
     def _place_modules(self) -> None:
-        text_device = torch.device("cpu") if self.config.text_encoder_on_cpu else self._device
-        for module, device in (
-            (self.unet, self._device), (self.vae, self._device), (self.text_encoder, text_device), (self.image_encoder, self._device)
+        # Off the GPU the text encoder runs in float32 (half precision is slow or missing on CPUs);
+        # its cached embeddings are cast to the run's dtype.
+        text_on_cpu = self.config.text_encoder_on_cpu
+        text_device, text_dtype = (torch.device("cpu"), torch.float32) if text_on_cpu else (self._device, self.dtype)
+        for module, device, dtype in (
+            (self.unet, self._device, self.dtype), (self.vae, self._device, self.dtype),
+            (self.text_encoder, text_device, text_dtype), (self.image_encoder, self._device, self.dtype),
         ):
-            if module is not None:
+            if module is not None:  # in the run's dtype, whatever dtype the files hold
                 module.requires_grad_(False).eval().to(device)
-                if self.dtype != torch.float32:
-                    module.to(self.dtype)
+                if any(p.dtype != dtype for p in module.parameters()):
+                    module.to(dtype)
         if self.config.channels_last:
             self.unet.to(memory_format=torch.channels_last)
         if self.config.vae_slicing:
@@ -137,12 +145,34 @@ class DiffusersPrior(DiffusionPrior):
         return ((self.vae.decode(latents).sample.float() + 1) / 2).clamp(0, 1)
 
     # ----- conditions ---------------------------------------------------------------------
+    def known_words(self, text: str) -> tuple[str, list[str]]:
+        """`text` as the text encoder will read it, and the words dropped from it.
+
+        A prior with a closed vocabulary (the mini prior) never saw other words; its tokenizer
+        would turn them into byte pieces that push the model off its training distribution and
+        silently change the result, so they are dropped. Other priors read the text unchanged.
+        """
+        if self.vocabulary is None:
+            return text, []
+        words = re.findall(r"[a-z]+", text.lower())
+        return " ".join(w for w in words if w in self.vocabulary), [w for w in words if w not in self.vocabulary]
+
+    def report_dropped_words(self, prompt: str) -> list[str]:
+        """The words of `prompt` this prior drops, said in one warning line when there are any."""
+        kept, dropped = self.known_words(prompt)
+        if dropped:
+            words = ", ".join(f"'{w}'" for w in dict.fromkeys(dropped))
+            warn(f"the prior '{self.config.model}' was never trained on {words}; they are dropped and the prompt "
+                 f"is read as '{kept}'")
+        return dropped
+
     def _embed_texts(self, texts: list[str]) -> Tensor:
         """[len(texts), L, D] prompt embeddings, each distinct prompt encoded once and cached."""
         missing = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
         if missing:
             tokens = self.tokenizer(
-                missing, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt"
+                [self.known_words(t)[0] for t in missing], padding="max_length",
+                max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt",
             )
             with torch.no_grad():
                 hidden = self.text_encoder(tokens.input_ids.to(self.text_encoder.device))[0]

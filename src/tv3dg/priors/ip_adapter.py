@@ -13,12 +13,14 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import IPAdapterAttnProcessor2_0
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import Tensor
 from transformers import CLIPVisionModelWithProjection
 
@@ -82,18 +84,22 @@ def _named_image_encoder(ip_adapter: Path) -> Path | None:
     return next((m.image_encoder_dir for m in named_models() if m.ip_adapter == ip_adapter), None)
 
 
-def read_ip_adapter(path: Path) -> dict[str, dict[str, Tensor]]:
-    """Split the flat checkpoint into diffusers' {"image_proj": ..., "ip_adapter": ...} form."""
+def split_ip_adapter_state(flat: Mapping[str, Tensor]) -> dict[str, dict[str, Tensor]]:
+    """The official flat layout -> diffusers' {"image_proj": ..., "ip_adapter": ...} form (other keys are dropped)."""
     state: dict[str, dict[str, Tensor]] = {"image_proj": {}, "ip_adapter": {}}
+    for key, value in flat.items():
+        group, _, rest = key.partition(".")
+        if group in state:
+            state[group][rest] = value
+    return state
+
+
+def read_ip_adapter(path: Path) -> dict[str, dict[str, Tensor]]:
+    """Read a `.safetensors` checkpoint (never a pickle) into the loader's nested form."""
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as handle:
-            for key in handle.keys():
-                group, _, rest = key.partition(".")
-                if group in state:
-                    state[group][rest] = handle.get_tensor(key)
+        return split_ip_adapter_state(load_file(str(path), device="cpu"))
     except (SafetensorError, OSError) as err:
         raise UserError(f"IP-Adapter file '{path}' is not a readable safetensors file ({err})") from None
-    return state
 
 
 def check_ip_adapter_fits(state: dict[str, dict[str, Tensor]], unet: UNet2DConditionModel, path: Path) -> None:
@@ -127,11 +133,16 @@ def check_ip_adapter_fits(state: dict[str, dict[str, Tensor]], unet: UNet2DCondi
         raise fail(f"it has weights for {len(found)} cross-attention layers, the UNet has {len(expected)}")
 
 
-def attach_ip_adapter(unet: UNet2DConditionModel, path: Path) -> int:
-    """Load the checkpoint into `unet` through diffusers' loader; returns the image-embedding width."""
+def attach_ip_adapter(unet: UNet2DConditionModel, state: dict[str, dict[str, Tensor]]) -> None:
+    """Install IP-Adapter processors and the image projection with diffusers' own loader."""
+    unet._load_ip_adapter_weights([state], low_cpu_mem_usage=False)
+
+
+def load_ip_adapter(unet: UNet2DConditionModel, path: Path) -> int:
+    """Read, check and attach the checkpoint at `path`; returns the image-embedding width."""
     state = read_ip_adapter(path)
     check_ip_adapter_fits(state, unet, path)
-    unet._load_ip_adapter_weights([state], low_cpu_mem_usage=False)
+    attach_ip_adapter(unet, state)
     return int(state["image_proj"]["proj.weight"].shape[1])
 
 

@@ -51,8 +51,11 @@ class NamedModel:
     ip_adapter: Path | None = None  # IP-Adapter .safetensors (official key layout)
     image_encoder_dir: Path | None = None  # its CLIP image encoder
     missing_hint: str = ""  # how to get the weights when the files are absent
-    shape_prior: Callable[[], ShapePrior] | None = None  # text -> coloured points, for init.kind=prior
+    shape_prior: Callable[[], ShapePrior] | None = None  # text -> coloured points, for init.kind=mini_shape_prior
     attribute_reader: Callable[[], AttributeReader] | None = None  # attribute metrics of a run
+    # Every word the text encoder was trained on, for a prior trained on a closed vocabulary: other
+    # words are dropped from prompts (and reported) rather than fed in as pieces it never saw.
+    vocabulary: Callable[[], frozenset[str]] | None = None
 
 
 MODELS: dict[str, NamedModel] = {}

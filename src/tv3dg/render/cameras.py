@@ -11,7 +11,6 @@ Pixels: `u = fx * x / z + cx`, with the centre of pixel (i, j) at (j + 0.5, i + 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -200,7 +199,3 @@ def view_direction(elevation_deg: Tensor, azimuth_deg: Tensor, overhead_threshol
         else:
             names.append("side")
     return names
-
-
-def fov_to_focal(fov_deg: float, size: int) -> float:
-    return 0.5 * size / math.tan(math.radians(fov_deg) / 2)

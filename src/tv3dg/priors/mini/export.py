@@ -24,7 +24,8 @@ from transformers import CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjec
 from tv3dg.priors.camera_conditioning import camera_features
 from tv3dg.priors.mini.architecture import build_image_processor, build_sample_scheduler, build_unet, build_vae, image_encoder_input
 from tv3dg.priors.mini.checkpoint import load_training_state
-from tv3dg.priors.mini.ip_adapter import extract_ip_adapter_state, split_ip_adapter_state, unet_without_ip_adapter
+from tv3dg.priors.ip_adapter import attach_ip_adapter, read_ip_adapter
+from tv3dg.priors.mini.ip_adapter import extract_ip_adapter_state, unet_without_ip_adapter
 from tv3dg.priors.mini.paths import WEIGHTS_DIR
 from tv3dg.priors.mini.tokenizer import save_tokenizer
 from tv3dg.priors.mini.training import PriorModules
@@ -97,7 +98,7 @@ def verify_export(prior: PriorModules, weights_dir: Path) -> float:
     """Reload the written files with diffusers/transformers as a user would (IP-Adapter attached
     by diffusers' own loader) and check they predict what the trained model predicts."""
     unet = UNet2DConditionModel.from_pretrained(weights_dir / "model" / "unet")
-    unet._load_ip_adapter_weights([split_ip_adapter_state(load_file(str(weights_dir / "ip_adapter" / "ip-adapter_mini.safetensors")))])
+    attach_ip_adapter(unet, read_ip_adapter(weights_dir / "ip_adapter" / "ip-adapter_mini.safetensors"))
     text_encoder = CLIPTextModel.from_pretrained(weights_dir / "model" / "text_encoder")
     image_encoder = CLIPVisionModelWithProjection.from_pretrained(weights_dir / "ip_adapter" / "image_encoder")
     tokenizer = CLIPTokenizer.from_pretrained(weights_dir / "model" / "tokenizer")
@@ -129,8 +130,3 @@ def export_weights(run_dir: Path, weights_dir: Path = WEIGHTS_DIR, use_ema: bool
             weights_dir.rename(old)
         out.rename(weights_dir)
     return error
-
-
-def weight_sizes(weights_dir: Path = WEIGHTS_DIR) -> dict[str, int]:
-    """Bytes per shipped file (relative path -> size), for the model card."""
-    return {str(p.relative_to(weights_dir)): p.stat().st_size for p in sorted(weights_dir.rglob("*")) if p.is_file()}

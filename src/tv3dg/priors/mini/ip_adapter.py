@@ -1,4 +1,5 @@
-"""IP-Adapter weights in the official SD-1.5 key layout: create, attach for training, extract.
+"""IP-Adapter weights of the mini prior in the official SD-1.5 key layout: create and extract
+(attaching and splitting are the core's, in `tv3dg.priors.ip_adapter`).
 
 Layout: `image_proj.{proj,norm}.{weight,bias}` (diffusers' `ImageProjection`) and
 `ip_adapter.{k}.to_k_ip.weight` / `.to_v_ip.weight` for the k-th cross-attention processor,
@@ -39,11 +40,6 @@ def initial_ip_adapter_state(unet: UNet2DConditionModel) -> dict[str, dict[str, 
     return {"image_proj": image_proj, "ip_adapter": ip_adapter}
 
 
-def attach_ip_adapter(unet: UNet2DConditionModel, state: dict[str, dict[str, Tensor]]) -> None:
-    """Install IP-Adapter processors and the image projection exactly as diffusers' loader does."""
-    unet._load_ip_adapter_weights([state])
-
-
 def extract_ip_adapter_state(unet: UNet2DConditionModel) -> dict[str, Tensor]:
     """The attached adapter's weights as one flat dict in the official key layout."""
     projection = unet.encoder_hid_proj.image_projection_layers[0]
@@ -60,15 +56,6 @@ def extract_ip_adapter_state(unet: UNet2DConditionModel) -> dict[str, Tensor]:
         flat[f"ip_adapter.{2 * i + 1}.to_k_ip.weight"] = processor.to_k_ip[0].weight
         flat[f"ip_adapter.{2 * i + 1}.to_v_ip.weight"] = processor.to_v_ip[0].weight
     return {k: v.detach().float().contiguous().clone() for k, v in flat.items()}
-
-
-def split_ip_adapter_state(flat: dict[str, Tensor]) -> dict[str, dict[str, Tensor]]:
-    """Official flat layout -> the {'image_proj': ..., 'ip_adapter': ...} dict the loader takes."""
-    nested: dict[str, dict[str, Tensor]] = {"image_proj": {}, "ip_adapter": {}}
-    for key, value in flat.items():
-        group, rest = key.split(".", 1)
-        nested[group][rest] = value
-    return nested
 
 
 def unet_without_ip_adapter(unet: UNet2DConditionModel, fresh: UNet2DConditionModel) -> UNet2DConditionModel:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from tv3dg.priors.config import MINI
-from tv3dg.priors.mini.captions import parse_caption
+from tv3dg.priors.mini.captions import parse_caption, vocabulary
 from tv3dg.priors.mini.classifier import classify, load_classifier
 from tv3dg.priors.mini.paths import MINI_IMAGE_ENCODER_DIR, MINI_IP_ADAPTER, MINI_MODEL_DIR
 from tv3dg.priors.mini.shape_prior import load_shape_prior
@@ -47,5 +47,6 @@ register(
         missing_hint="run `tv3dg mini train`",
         shape_prior=load_world_shape_prior,
         attribute_reader=WorldAttributeReader,
+        vocabulary=lambda: frozenset(vocabulary()),
     )
 )

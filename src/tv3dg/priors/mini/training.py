@@ -28,7 +28,8 @@ from tv3dg.priors.mini.captions import caption
 from tv3dg.priors.mini.checkpoint import load_training_state, save_training_state
 from tv3dg.priors.mini.classifier import AttributeClassifier, augment, save_classifier
 from tv3dg.priors.mini.data import AppearancePartners, load_pool, render_pool, save_pool
-from tv3dg.priors.mini.ip_adapter import attach_ip_adapter, initial_ip_adapter_state
+from tv3dg.priors.ip_adapter import attach_ip_adapter
+from tv3dg.priors.mini.ip_adapter import initial_ip_adapter_state
 from tv3dg.priors.mini.shape_prior import TRAIN_POINTS, ShapePrior, chamfer, sphere_seeds, save_shape_prior, surface_points, target_albedo
 from tv3dg.priors.mini.tokenizer import MAX_LENGTH, save_tokenizer
 from tv3dg.priors.mini.world import COLOUR_NAMES, PATTERNS, SHAPES

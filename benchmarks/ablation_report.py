@@ -1,0 +1,138 @@
+"""What the ablation leaves behind: the figure (rows = variants, columns = cases, a front view each)
+and docs/ablation.md (table, paired comparisons, the four claims, cost)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from ablation_analysis import METRICS
+from ablation_grid import DEFAULT, Grid, image_name, job_id
+from PIL import Image, ImageDraw
+
+from tv3dg.export.video import to_uint8
+from tv3dg.gaussians.ply import load_ply
+from tv3dg.render.cameras import turntable_cameras
+from tv3dg.render.rasterizer import rasterize
+
+CELL = 64
+LABEL_WIDTH = 130
+HEADER = 2 * CELL + 14
+
+
+def front_view(asset: Path) -> np.ndarray:
+    """The asset from the front (azimuth 0, elevation 15, the metric views' orbit), white background."""
+    camera = turntable_cameras(1, 15.0, 3.2, 40.0, CELL)
+    with torch.no_grad():
+        rgb = rasterize(load_ply(asset), camera, torch.ones(3)).rgb[0]
+    return to_uint8(rgb)
+
+
+def figure(grid: Grid, runs: Path, jobs_folder: Path, path: Path) -> Path:
+    """Rows = variants, columns = cases (first seed); the header shows each case's text and visual prompt."""
+    seed = grid.seeds[0]
+    sheet = Image.new("RGB", (LABEL_WIDTH + CELL * len(grid.cases), HEADER + CELL * len(grid.variants)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for col, case in enumerate(grid.cases):
+        x = LABEL_WIDTH + col * CELL
+        for line, words in enumerate((case.kind, *case.prompt.split()[1:])):
+            draw.text((x + 2, 2 + 11 * line), words, fill="black")
+        if case.image is not None:
+            sheet.paste(Image.open(jobs_folder / image_name(case.image)).convert("RGB").resize((CELL, CELL)), (x, HEADER - CELL - 4))
+    for row, variant in enumerate(grid.variants):
+        y = HEADER + row * CELL
+        draw.text((4, y + CELL // 2 - 6), variant.name, fill="black")
+        for col, case in enumerate(grid.cases):
+            asset = runs / job_id(variant, case, seed) / "asset.ply"
+            if case.kind in variant.kinds and asset.exists():
+                sheet.paste(Image.fromarray(front_view(asset)), (LABEL_WIDTH + col * CELL, y))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    return path
+
+
+def cell(stat: dict) -> str:
+    if stat["n"] == 0:
+        return "-"
+    low, high = stat["ci95"]
+    std = "" if stat["seed_std"] != stat["seed_std"] else f" ±{stat['seed_std']:.2f}"
+    return f"{stat['mean']:.2f}{std} [{low:.2f}, {high:.2f}]"
+
+
+def diff_cell(stat: dict) -> str:
+    if stat["n"] == 0:
+        return "-"
+    low, high = stat["ci95"]
+    mark = {"+": " **↑**", "-": " **↓**", "0": ""}[stat["sign"]]
+    return f"{stat['mean']:+.2f} [{low:+.2f}, {high:+.2f}]{mark}"
+
+
+def markdown(results: dict, figure_name: str) -> str:
+    grid, summary, pairs = results["grid"], results["summary"], results["paired"]
+    labels = {v["name"]: v for v in grid["variants"]}
+    quality = ("text", "style_all", "texture_all", "agreement", "flip", "floaters", "outside_shape")
+    lines = ["# Ablation in the mini world", ""]
+    if grid["quick"]:
+        lines += ["> **QUICK GRID (smoke test), NOT the full ablation.** "
+                  f"{len(grid['cases'])} cases, {len(grid['seeds'])} seed(s), {grid['steps']} steps instead of "
+                  f"{results['estimate']['cases']} cases, {results['estimate']['seeds']} seeds, "
+                  f"{results['estimate']['steps']} steps. Its numbers show that every variant runs and how the "
+                  "report reads; they are too few and too short to support or refute any claim.", ""]
+    lines += [f"Command: `{results['command']}`. Machine: {results['machine']}.",
+              f"Jobs: {len(results['assets'])} done, {len(results['missing'])} failed or not run, of {grid['jobs']}.", "",
+              "## Variants", "", "| variant | role | what | loss | overrides | cases |", "|---|---|---|---|---|---|"]
+    for v in grid["variants"]:
+        lines.append(f"| `{v['name']}` | {v['role']} | {v['label']} | {v['loss']} | {' '.join(v['overrides']) or '-'} | "
+                     f"{', '.join(v['kinds'])}{' (' + v['mode'] + ' fusion)' if v['mode'] else ''} |")
+    lines += ["", "Cases: " + "; ".join(f"{c['kind']} `{c['prompt']}`" + (f" + image of a {' '.join(reversed(c['image']))}"
+                                                                         if c["image"] else "") for c in grid["cases"]),
+              f"Seeds: {', '.join(map(str, grid['seeds']))}. Style cases use style fusion and texture cases texture "
+              "fusion unless the variant says otherwise; text-only cases use Func Switch.", "",
+              "## Metrics", ""]
+    lines += [f"- `{m}` ({'higher' if METRICS[m][1] else 'lower'} is better): {METRICS[m][2]}" for m in METRICS]
+    lines += ["", "Cells: mean ±seed-to-seed std (mean over cases of the std across seeds) [95% bootstrap interval, "
+              "cases then seeds resampled].", "", "## Results", "",
+              "| variant | " + " | ".join(quality) + " | s/asset | UNet calls |", "|---" * (len(quality) + 3) + "|"]
+    for name, stats in summary.items():
+        lines.append(f"| `{name}` | " + " | ".join(cell(stats[m]) for m in quality)
+                     + "".join(f" | {stats[m]['mean']:.0f}" if stats[m]["n"] else " | -" for m in ("seconds", "unet_calls")) + " |")
+    lines += ["", f"## Paired difference against the default (`{DEFAULT}`)", "",
+              "Variant minus default on the same cases and seeds, mean [95% interval]; **↑**/**↓** only where the "
+              "interval excludes zero by more than 0.005 (for `flip`, `floaters`, `outside_shape` lower is better).", "",
+              "| variant | " + " | ".join(quality) + " |", "|---" * (len(quality) + 1) + "|"]
+    for name, stats in pairs.items():
+        lines.append(f"| `{name}` | " + " | ".join(diff_cell(stats[m]) for m in quality) + " |")
+    lines += ["", "## The four claims", ""]
+    for claim in results["claims"]:
+        verdict = "holds" if claim["holds"] else "does not hold"
+        lines.append(f"### {claim['claim']}: " + (f"not tested (the rule below reads '{verdict}' on the quick grid, which is no finding)"
+                                                   if grid["quick"] else f"**{verdict}**"))
+        lines.append("")
+        for x in claim["absolute"]:
+            lines.append(f"- default `{x['metric']}` = {x['mean']:.2f} [{x['ci95'][0]:.2f}, {x['ci95'][1]:.2f}]; "
+                         f"{'above' if x['above'] else 'not above'} {x['threshold']}")
+        for c in claim["comparisons"]:
+            lines.append(f"- `{c['a']}` - `{c['b']}` on `{c['metric']}`: {diff_cell(c)} ({c['reading']})")
+        if not claim["comparisons"]:
+            lines.append("- no comparison could be made (variants missing from this grid)")
+        lines.append("")
+    lines += ["A claim holds when at least one comparison behind it favours it with an interval that excludes zero "
+              "and none goes against it (the visual-prompt claim also needs the default's style and texture "
+              "all-three intervals above 0.5).", "", "## Front views", "",
+              f"![rows: variants, columns: cases, seed {grid['seeds'][0]}]({figure_name})", "",
+              "## Cost and the full grid", ""]
+    estimate = results["estimate"]
+    per_asset = ", ".join(f"`{k}` {v['seconds_per_asset']:.0f} s" for k, v in estimate["per_variant"].items())
+    lines.append(f"Measured here: {per_asset} "
+                 f"per asset at {estimate['steps']} steps (measured seconds per step x {estimate['steps']} + measured overhead).")
+    if grid["steps"] < estimate["steps"]:
+        lines.append(f"These are extrapolated from {grid['steps']}-step runs: they miss the cost of SGC and of the "
+                     "densified Gaussians (both start later, configs/mini.yaml) and carry the first steps' warm-up, "
+                     "so read them as rough.")
+    if estimate["complete"]:
+        lines.append(f"The full grid ({estimate['jobs']} jobs: {estimate['cases']} cases, {estimate['seeds']} seeds) "
+                     f"would take about **{estimate['hours']:.1f} h** with {estimate['workers']} parallel jobs on this machine.")
+    if results["missing"]:
+        lines += ["", "Failed or not run: " + ", ".join(f"`{m['id']}` ({m['status']})" for m in results["missing"])]
+    return "\n".join(lines) + "\n"

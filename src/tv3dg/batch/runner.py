@@ -1,0 +1,152 @@
+"""`run_batch`: one Ray task per job; Ray schedules, places and retries them, we only watch.
+
+Fault tolerance is Ray's (`max_retries` on worker death and unexpected errors) plus generate's
+own resume: a retried task finds the job's checkpoint and continues from it, so its asset equals
+that of an uninterrupted run. A `UserError` (a bad image, a NaN stop) is the job's result, not a
+crash: it is recorded with its reason and never retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from tqdm import tqdm
+
+from tv3dg.batch.jobs import Job, load_jobs
+from tv3dg.batch.report import make_row, write_contact_sheet, write_index
+from tv3dg.batch.task import JobOutcome, run_job
+from tv3dg.errors import UserError
+
+DEFAULT_MAX_RETRIES = 3
+POLL_S = 1.0  # progress-bar refresh while no job finishes
+INTERRUPTED = "the batch was interrupted; run the same command again to resume"
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise UserError("tv3dg batch needs Ray; install it with: pip install 'tv3dg[batch]'") from None
+    return ray
+
+
+def connect(ray: Any, address: str | None) -> bool:
+    """Attach to `address` ("auto", "host:port", "ray://host:port") or start Ray on this machine's cores.
+
+    Returns whether this call started Ray (and so must shut it down). An already initialised
+    Ray (e.g. by a caller of `run_batch`) is used as it is."""
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
+    if address is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        ray.init(address="local", num_cpus=cores, include_dashboard=False, **quiet)
+    else:
+        try:
+            ray.init(address=address, **quiet)
+        except (ConnectionError, ValueError, RuntimeError) as err:
+            raise UserError(f"could not attach to the Ray cluster at '{address}' ({str(err).splitlines()[0]}); "
+                            "start one with `ray start --head` or drop --address") from None
+    return True
+
+
+def run_batch(
+    jobs: str | Path | Sequence[dict],
+    out_dir: str | Path,
+    *,
+    address: str | None = None,
+    gpus_per_job: float | None = None,
+    cpus_per_job: float = 1,
+    max_retries: int = DEFAULT_MAX_RETRIES,
+    overrides: Sequence[str] = (),
+    preset: str | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Run every job (a jobs file, or a list of job dicts) into `out_dir/<job id>/`; returns the index rows.
+
+    `overrides` (key=value) apply to every job, a job's own fields and overrides win; `preset` is
+    the config of jobs that name none. `gpus_per_job=None`: one GPU per job whose prior runs on a
+    GPU when the cluster has GPUs, else none. Writes index.jsonl, index.csv, contact_sheet.png.
+    """
+    if cpus_per_job <= 0 or max_retries < 0 or (gpus_per_job is not None and gpus_per_job < 0):
+        raise UserError("--cpus-per-job must be positive, --gpus-per-job and --max-retries not negative")
+    job_list = load_jobs(jobs, overrides, preset)
+    out = Path(out_dir).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    ray = import_ray()
+    started_ray = connect(ray, address)
+    try:
+        outcomes = _run(ray, job_list, out, gpus_per_job, cpus_per_job, max_retries, progress)
+    finally:
+        if started_ray:
+            ray.shutdown()
+    rows = [make_row(job, outcome, out) for job, outcome in zip(job_list, outcomes)]
+    write_index(out, rows)
+    write_contact_sheet(out, rows, [outcome.front_view for outcome in outcomes])
+    return rows
+
+
+def _run(ray: Any, jobs: list[Job], out: Path, gpus_per_job: float | None, cpus_per_job: float,
+         max_retries: int, progress: bool) -> list[JobOutcome]:
+    """Submit one task per job, then collect them as they finish, with a progress bar over jobs."""
+    task = ray.remote(run_job)
+    has_gpus = ray.cluster_resources().get("GPU", 0) > 0
+    pending: dict[Any, int] = {}
+    for index, job in enumerate(jobs):
+        gpus = gpus_per_job if gpus_per_job is not None else float(has_gpus and job.config.prior.device != "cpu")
+        options = task.options(num_cpus=cpus_per_job, num_gpus=gpus, max_retries=max_retries, retry_exceptions=True,
+                               name=f"tv3dg:{job.id}")
+        pending[options.remote(job.config, str(out / job.id), math.ceil(cpus_per_job))] = index
+    outcomes: list[JobOutcome | None] = [None] * len(jobs)
+    slots = _slots(ray, cpus_per_job, gpus_per_job)
+    with tqdm(total=len(jobs), desc="batch", unit="job", disable=not progress) as bar:
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
+                for ref in ready:
+                    outcomes[pending.pop(ref)] = _outcome(ray, ref, max_retries)
+                    bar.update(1)
+                failed = sum(o is not None and o.status == "failed" for o in outcomes)
+                done = sum(o is not None and o.status == "done" for o in outcomes)
+                bar.set_postfix(done=done, running=min(len(pending), slots), failed=failed)
+        except KeyboardInterrupt:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            bar.write(f"tv3dg batch: interrupted; {len(pending)} unfinished job(s) resume on the next run")
+            _write_partial_index(jobs, outcomes, out)
+            raise
+    return outcomes  # type: ignore[return-value]
+
+
+def _outcome(ray: Any, ref: Any, max_retries: int) -> JobOutcome:
+    """The task's result, or a failed outcome naming why Ray gave up on it."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as err:
+        cause = err.cause if err.cause is not None else err
+        message = str(cause).strip().splitlines()
+        reason = f"{type(cause).__name__}: {message[0]}" if message else type(cause).__name__
+        return JobOutcome("failed", f"{reason} (after {max_retries} retries)")
+    except ray.exceptions.RayError as err:
+        message = str(err).strip().splitlines()
+        return JobOutcome("failed", f"{type(err).__name__}: {message[0] if message else ''} (after {max_retries} retries)")
+
+
+def _slots(ray: Any, cpus_per_job: float, gpus_per_job: float | None) -> int:
+    """How many jobs the cluster runs at once (for the 'running' count: Ray does not say which queued
+    task has started without its dashboard)."""
+    resources = ray.cluster_resources()
+    slots = int(resources.get("CPU", 1) // cpus_per_job)
+    if gpus_per_job:
+        slots = min(slots, int(resources.get("GPU", 0) // gpus_per_job))
+    return max(slots, 1)
+
+
+def _write_partial_index(jobs: list[Job], outcomes: list[JobOutcome | None], out: Path) -> None:
+    rows = [make_row(job, outcome or JobOutcome("failed", INTERRUPTED), out) for job, outcome in zip(jobs, outcomes)]
+    write_index(out, rows)

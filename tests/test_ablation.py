@@ -1,0 +1,60 @@
+"""The ablation benchmark end to end: the quick grid on two cases, a few steps, through `tv3dg batch`."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import ablation  # noqa: E402
+from ablation_grid import Grid, all_cases, check_coverage  # noqa: E402
+from ablation_stats import paired, summarise  # noqa: E402
+
+FAST = ["export.turntable_frames=2", "sgc.sample_steps=2", "visual_prompt.sample_steps=2"]
+
+
+def test_full_grid_covers_the_world_with_three_seeds():
+    cases = all_cases()
+    check_coverage(cases)  # every shape, colour and pattern appears
+    grid = Grid.build(quick=False)
+    assert len(grid.cases) >= 12 and len(grid.seeds) >= 3 and {c.kind for c in grid.cases} == {"text", "style", "texture"}
+    assert all(c.image[0] == c.prompt.split()[-1] for c in cases if c.kind == "texture")
+    assert all(c.image[0] != c.prompt.split()[-1] for c in cases if c.kind == "style")
+
+
+def test_paired_difference_is_significant_only_when_its_interval_excludes_zero():
+    base = {(f"case{c}", s): 0.5 for c in range(6) for s in range(3)}
+    better = {k: v + 0.25 for k, v in base.items()}
+    noisy = {k: v + (0.25 if (int(k[0][-1]) + k[1]) % 2 else -0.25) for k, v in base.items()}
+    assert paired(better, base)["sign"] == "+"
+    assert paired(noisy, base)["sign"] == "0"
+    stats = summarise(better)
+    assert stats["mean"] == pytest.approx(0.75) and stats["seed_std"] == pytest.approx(0.0) and stats["n"] == 18
+
+
+@pytest.mark.slow
+def test_quick_grid_on_two_cases_runs_reports_and_resumes(tmp_path):
+    argv = ["--quick", "--quiet", "--cases", "2", "--seeds", "1", "--steps", "2", "--variants", "vpcsm",
+            "vpcsm_texture_fusion", "csm", "--out", str(tmp_path / "run"), "--doc", str(tmp_path / "doc" / "ablation.md"), *FAST]
+    results = ablation.main(argv)
+    assert [c["kind"] for c in results["grid"]["cases"]] == ["text", "style"]
+    assert results["missing"] == [] and len(results["assets"]) == results["grid"]["jobs"] == 5  # fusion: style only
+    default = results["summary"]["vpcsm"]
+    for metric in ("text", "style_all", "agreement", "flip", "floaters", "outside_shape"):
+        assert 0.0 <= default[metric]["mean"] <= 1.0
+    assert default["unet_calls"]["mean"] > 0
+    assert set(results["paired"]) == {"vpcsm_texture_fusion", "csm"}
+    assert [c["key"] for c in results["claims"]] == ["csm_vs_sds", "visual_prompt", "pag", "sgc"]
+    doc = (tmp_path / "doc" / "ablation.md").read_text()
+    assert "QUICK GRID" in doc and doc.count("### ") == 4
+    width, height = Image.open(tmp_path / "doc" / "ablation.png").size
+    assert width > 2 * 64 and height > 3 * 64  # 2 case columns, 3 variant rows
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["grid"]["jobs"] == 5
+    again = ablation.main(argv)  # a rerun skips the finished jobs and reports the same assets
+    index = [json.loads(line) for line in (tmp_path / "run" / "runs" / "index.jsonl").read_text().splitlines()]
+    assert all(row["skipped"] for row in index)
+    assert [a["text" if "text" in a else "style_all"] for a in again["assets"]] == \
+        [a["text" if "text" in a else "style_all"] for a in results["assets"]]

@@ -1,0 +1,96 @@
+"""Jobs files for `tv3dg batch`: parsing, precedence of overrides, stable ids, one-line errors (no Ray needed)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from tv3dg.batch.jobs import load_jobs
+from tv3dg.cli import main
+from tv3dg.errors import UserError
+
+
+def _jsonl(path, *jobs):
+    path.write_text("".join(json.dumps(job) + "\n" for job in jobs))
+    return path
+
+
+def test_a_txt_file_is_one_prompt_a_line(tmp_path):
+    jobs = load_jobs(_txt(tmp_path / "p.txt", "a red cube\n\n# a comment\na blue torus\n"))
+    assert [job.prompt for job in jobs] == ["a red cube", "a blue torus"]
+    assert jobs[0].id.startswith("a-red-cube-") and len(jobs[0].id) == len("a-red-cube-") + 8
+    assert jobs[0].config.steps == 400  # the mini preset
+
+
+def _txt(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_the_same_job_gets_the_same_id_and_another_config_another(tmp_path):
+    first = load_jobs([{"prompt": "a red cube", "seed": 1}])[0]
+    again = load_jobs([{"prompt": "a red cube", "seed": 1}])[0]
+    other = load_jobs([{"prompt": "a red cube", "seed": 2}])[0]
+    assert first.id == again.id != other.id
+    assert load_jobs([{"prompt": "a red cube", "id": "mine"}])[0].id == "mine"
+
+
+def test_the_jobs_own_fields_and_overrides_beat_the_command_lines(tmp_path):
+    jobs = _jsonl(tmp_path / "jobs.jsonl",
+                  {"prompt": "a red cube"},
+                  {"prompt": "a red cube", "steps": 7, "mode": "style", "loss": "csm", "seed": 3, "tags": {"k": 1}},
+                  {"prompt": "a red cube", "steps": 7, "overrides": ["steps=9", "sgc.enabled=false"]},
+                  {"prompt": "a red cube", "image": "ref.png", "config": "sd15"})
+    a, b, c, d = load_jobs(jobs, overrides=["steps=5", "distill.loss=sds"])
+    assert (a.config.steps, a.config.distill.loss) == (5, "sds")
+    assert (b.config.steps, b.config.distill.loss, b.config.prior.ip_mode, b.config.seed) == (7, "csm", "style", 3)
+    assert b.tags == {"k": 1}
+    assert c.config.steps == 9 and c.config.sgc.enabled is False
+    assert d.config.image == str(tmp_path / "ref.png")  # relative to the jobs file's folder
+    assert d.config.prior.model != "mini"
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('{"prompt": "a cube", "colour": "red"}', "jobs.jsonl:2: unknown job key 'colour'"),
+        ('{"image": "x.png"}', "jobs.jsonl:2: the job has no 'prompt'"),
+        ('{"prompt": "a cube", "seed": "1"}', "jobs.jsonl:2: job key 'seed' must be a int"),
+        ('{"prompt": "a cube", "overrides": "steps=3"}', "jobs.jsonl:2: job key 'overrides' must be a list"),
+        ('{"prompt": "a cube", "overrides": ["camera.resolutoin=8"]}', "jobs.jsonl:2: unknown config key 'camera.resolutoin'"),
+        ('{"prompt": "a cube", "mode": "paint"}', "jobs.jsonl:2: config key 'prior.ip_mode' must be one of"),
+        ('{"prompt": "a cube", "id": "../x"}', "jobs.jsonl:2: id '../x' must be a folder name"),
+        ('{"prompt": "a red cube"}', "jobs.jsonl:2: job id 'a-red-cube-"),
+        ('{"prompt": "a cube"', "jobs.jsonl:2: not valid JSON"),
+    ],
+)
+def test_a_bad_line_is_one_error_naming_its_line(tmp_path, line, message):
+    path = tmp_path / "jobs.jsonl"
+    path.write_text('{"prompt": "a red cube"}\n' + line + "\n")
+    with pytest.raises(UserError) as err:
+        load_jobs(path)
+    assert message in str(err.value) and len(str(err.value).splitlines()) == 1
+
+
+def test_the_command_line_reports_a_bad_jobs_file_in_one_line_before_starting_ray(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # nothing may reach Ray when the jobs file is wrong
+    path = _jsonl(tmp_path / "jobs.jsonl", {"prompt": "a cube", "colour": "red"})
+    assert main(["batch", str(path), "--out", str(tmp_path / "out"), "steps=3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "jobs.jsonl:1: unknown job key 'colour'" in err and len(err.splitlines()) == 1
+
+
+def test_without_ray_the_command_names_the_extra_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    path = _txt(tmp_path / "jobs.txt", "a red cube\n")
+    assert main(["batch", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert "pip install 'tv3dg[batch]'" in capsys.readouterr().err
+
+
+def test_overrides_may_come_after_options(tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr("tv3dg.batch.runner.run_batch", lambda jobs, out, **kw: seen.update(kw) or [])
+    main(["batch", "jobs.txt", "steps=3", "--out", str(tmp_path), "seed=2", "--cpus-per-job", "2", "seed=4"])
+    assert seen["overrides"] == ["steps=3", "seed=2", "seed=4"] and seen["cpus_per_job"] == 2
