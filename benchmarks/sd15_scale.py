@@ -81,7 +81,7 @@ def run_one(args: argparse.Namespace, loss: str) -> dict:
     config = build_config("sd15", flags, overrides)
     ends: list[float] = []
 
-    def on_step(step: int, logs: dict) -> None:
+    def on_step(step: int, logs: dict, gaussians: object) -> None:
         if args.device == "cuda":
             torch.cuda.synchronize()
         ends.append(time.perf_counter())
@@ -152,19 +152,19 @@ def main() -> None:
         print(json.dumps(run_one(args, args.child)))
         return
     report = ensure_weights(args.weights)
-    rows = []
-    for loss in args.losses:
-        command = [sys.executable, __file__, *sys.argv[1:], "--child", loss]
-        done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        print(f"{loss}: {rows[-1]['seconds_per_step']} s/step, {rows[-1]['peak_cpu_rss_gib']:.1f} GiB RSS", flush=True)
+    rows: list[dict] = []
     result = {
         "command": " ".join(["python", "benchmarks/sd15_scale.py", *sys.argv[1:]]),
         "machine": machine(args.device), "device": args.device, "resolution": args.resolution, "views": args.views,
         "steps": args.steps, "threads": args.threads, "parameters": report, "losses": rows,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    for loss in args.losses:
+        command = [sys.executable, __file__, *sys.argv[1:], "--child", loss]
+        done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        args.json.write_text(json.dumps(result, indent=2) + "\n")  # after every loss: a failure keeps the others
+        print(f"{loss}: {rows[-1]['seconds_per_step']} s/step, {rows[-1]['peak_cpu_rss_gib']:.1f} GiB RSS", flush=True)
     print(table(rows))
 
 

@@ -206,9 +206,10 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(world, tmp_path, capsy
         (["init.kind=prior"], "init.kind=mini_shape_prior"),
         (["init.kind=mini_shape_prior"], "only knows the mini world"),
         (["init.kind=shap_e", "init.shap_e_model=/no/such/shap-e"], "or use init.kind=sphere"),
+        (["sgc.depth_estimator=/no/such/depth-model"], "sgc.depth_estimator=FOLDER"),
     ],
 )
-def test_initialisers_are_checked_before_any_model_loads(world, tmp_path, monkeypatch, overrides, message):
+def test_initialisers_and_depth_models_are_checked_before_any_model_loads(world, tmp_path, monkeypatch, overrides, message):
     monkeypatch.setattr(run_module, "DiffusersPrior", lambda *a, **k: pytest.fail("the prior was loaded"))
     with pytest.raises(UserError) as err:
         generate(config_for(world, *overrides), tmp_path / "run", progress=False)

@@ -149,8 +149,9 @@ def test_early_termination_skips_hidden_gaussians_within_its_bound():
     )
     cameras = orbit_cameras(0.0, 0.0, 3.0, 30.0, 32)  # looks along -Z: the wall (z=0.5) is in front
     background = torch.zeros(3)
-    cut = rasterize(gaussians, cameras, background, backend="torch", settings=RasterSettings(transmittance_min=1e-3))
-    full = rasterize(gaussians, cameras, background, backend="torch", settings=RasterSettings(transmittance_min=0.0))
+    # Termination is checked between chunks: narrow ones, so that the hidden Gaussian is in a later chunk.
+    cut = rasterize(gaussians, cameras, background, backend="torch", settings=RasterSettings(transmittance_min=1e-3, chunk=32))
+    full = rasterize(gaussians, cameras, background, backend="torch", settings=RasterSettings(transmittance_min=0.0, chunk=32))
     assert (cut.rgb - full.rgb).abs().max() < 1e-3 * 3.0  # colours are bounded by ~3 here
     hidden_grad = torch.autograd.grad(cut.rgb.sum(), gaussians.sh_dc)[0][-1]
     full_grad = torch.autograd.grad(full.rgb.sum(), gaussians.sh_dc)[0][-1]

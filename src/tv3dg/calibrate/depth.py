@@ -24,18 +24,29 @@ def is_plugin(spec: str) -> bool:
     return ":" in spec and not Path(spec).expanduser().exists()
 
 
+def _model_folder(spec: str) -> Path:
+    folder = find_local_model(spec)
+    if folder is None or not (folder / "config.json").is_file():
+        raise UserError(
+            f"depth estimator '{spec}' is not on this machine; pass sgc.depth_estimator=FOLDER of a transformers "
+            "depth-estimation model (e.g. Depth Anything or DPT, downloaded elsewhere) or package.module:function"
+        )
+    return folder
+
+
+def check_depth_estimator(spec: str | None) -> None:
+    """Fail before any model loads when a built-in estimator's weights are missing."""
+    if spec and not is_plugin(spec):
+        _model_folder(spec)
+
+
 class DepthEstimator:
     """images [B,3,H,W] in [0,1] -> depth-like maps [B,1,H,W] (larger = farther), without gradients."""
 
     def __init__(self, spec: str, output: str, device: torch.device) -> None:
         from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
-        folder = find_local_model(spec)
-        if folder is None or not (folder / "config.json").is_file():
-            raise UserError(
-                f"depth estimator '{spec}' is not on this machine; pass sgc.depth_estimator=FOLDER of a transformers "
-                "depth-estimation model (e.g. Depth Anything or DPT, downloaded elsewhere) or package.module:function"
-            )
+        folder = _model_folder(spec)
         try:
             self.model = AutoModelForDepthEstimation.from_pretrained(folder, local_files_only=True).eval().to(device)
             self.processor = AutoImageProcessor.from_pretrained(folder, local_files_only=True)

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from tv3dg.calibrate.depth import check_depth_estimator
 from tv3dg.calibrate.sgc import Calibration, sample_reference_images
 from tv3dg.atomic import write_text_atomic
 from tv3dg.config import dump_yaml, schedule_value
@@ -36,8 +37,8 @@ from tv3dg.priors.base import DiffusionPrior
 from tv3dg.priors.diffusers_prior import DiffusersPrior
 from tv3dg.priors.images import read_image, to_image_batch
 from tv3dg.priors.registry import named_model
-from tv3dg.render.cameras import Cameras, OrbitRanges, orbit_cameras, sample_orbit_cameras, turntable_cameras
-from tv3dg.render.rasterizer import rasterize
+from tv3dg.render.cameras import Cameras, OrbitRanges, concat_cameras, orbit_cameras, sample_orbit_cameras, turntable_cameras
+from tv3dg.render.rasterizer import RenderOutput, rasterize
 
 StepCallback = Callable[[int, dict[str, float], Gaussians], None]
 """Called after each step with the step count, its logs and the live Gaussians (read them, e.g. for a
@@ -107,6 +108,8 @@ class Generation:
         image = to_image_batch(read_image(config.image, image_background(config))) if config.image and not resume else None
         if not resume:
             check_initializer(config.init, config.prior.model)
+            if config.sgc.enabled:
+                check_depth_estimator(config.sgc.depth_estimator)
         self.prior = DiffusersPrior(config.prior)
         self.dropped_words = self.prior.report_dropped_words(config.prompt)
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -172,8 +175,11 @@ class Generation:
         update_learning_rates(self.optimizer, config.gaussians.optim, step)
         cameras = training_cameras(config.camera, step, self.generator, self.prior.device)
         background = background_color(config.camera.background, self.generator).to(self.prior.device)
-        render = rasterize(self.gaussians, cameras, background)
-        images = render.rgb.permute(0, 3, 1, 2)
+        views = None
+        if self.calibration is not None and self.calibration.active(step):
+            views = torch.randperm(config.sgc.num_views, generator=self.generator)[: config.sgc.views_per_step]
+        render, reference = self._render(cameras, background, views)
+        images = render.rgb[: len(cameras)].permute(0, 3, 1, 2)
         latents = encode_renders(self.prior, images, config.distill.target_space)
         conditions = self.prior.prepare_conditions(config.prompt, self.visual_prompt, cameras)
         grad, logs = compute_distillation(self.prior, latents, conditions, step, config.distill, self.generator)
@@ -181,9 +187,7 @@ class Generation:
             self.prior, images, latents, grad, config.distill.target_space
         )
         logs["distill"] = float(loss.detach())
-        if self.calibration is not None and self.calibration.active(step):
-            views = torch.randperm(config.sgc.num_views, generator=self.generator)[: config.sgc.views_per_step]
-            reference = rasterize(self.gaussians, self.calibration.cameras[views.to(self.prior.device)], WHITE.to(self.prior.device))
+        if reference is not None:
             sgc, sgc_logs = self.calibration.loss(
                 views, reference.rgb.permute(0, 3, 1, 2), reference.alpha.permute(0, 3, 1, 2),
                 reference.depth.permute(0, 3, 1, 2), step,
@@ -204,13 +208,32 @@ class Generation:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self._bound_scales()
-        report = self.densify.step_post_backward(self.gaussians, self.optimizer, render.screen_stats(), step)
+        report = self.densify.step_post_backward(self.gaussians, self.optimizer, render.screen_stats(slice(0, len(cameras))), step)
         self.state.count(report.counts())
         interval = config.gaussians.sh_degree_interval
         if interval > 0 and (step + 1) % interval == 0:
             self.gaussians.increase_sh_degree()
         logs["num_gaussians"] = float(report.num_points)
         return logs
+
+    def _render(
+        self, cameras: Cameras, background: Tensor, views: Tensor | None
+    ) -> tuple[RenderOutput, RenderOutput | None]:
+        """The training views (first in the returned render) and, with SGC `views`, the reference views.
+
+        Both go through one rasterizer call when their image sizes agree: on small images the
+        per-call work (projection, binning, the compositing loop's steps) costs as much as the pixels.
+        """
+        if views is None:
+            return rasterize(self.gaussians, cameras, background), None
+        assert self.calibration is not None
+        white = WHITE.to(self.prior.device)
+        references = self.calibration.cameras[views.to(self.prior.device)]
+        if (references.width, references.height) != (cameras.width, cameras.height):
+            return rasterize(self.gaussians, cameras, background), rasterize(self.gaussians, references, white)
+        backgrounds = torch.cat([background.expand(len(cameras), 3), white.expand(len(references), 3)])
+        both = rasterize(self.gaussians, concat_cameras(cameras, references), backgrounds)
+        return both, both.views(slice(len(cameras), None))
 
     def _bound_scales(self) -> None:
         """Project the scales back into [min_scale, max_scale] after the optimiser step."""

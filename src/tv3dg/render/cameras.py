@@ -64,6 +64,15 @@ class Cameras:
         )
 
 
+def concat_cameras(first: Cameras, second: Cameras) -> Cameras:
+    """One batch of both (of one image size), so that one rasterizer call renders them together."""
+    if (first.width, first.height) != (second.width, second.height):
+        raise ValueError(f"cameras of {first.width}x{first.height} and {second.width}x{second.height} pixels cannot share a batch")
+    fields = ("world_to_cam", "fx", "fy", "cx", "cy", "elevation_deg", "azimuth_deg", "radius")
+    joined = {name: torch.cat([getattr(first, name), getattr(second, name)]) for name in fields}
+    return Cameras(width=first.width, height=first.height, **joined)
+
+
 def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
     """World-to-camera matrices [B, 4, 4] (OpenCV frame) for cameras at `eye` looking at `target`.
 

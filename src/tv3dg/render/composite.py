@@ -8,14 +8,20 @@ previous chunk; colour is a batched matrix product of the blending weights with 
 features. A tile leaves the loop when its Gaussians run out or when every one of its pixels has
 transmittance below `transmittance_min` (early termination).
 
-The backward pass reuses each chunk's alphas and transmittances instead of an autograd graph over
-every (pixel, Gaussian) pair. It runs back to front with the closed form
+The chunk width adapts to the work left: `settings.chunk` Gaussians per tile when set, otherwise
+as many as keep one step near `CHUNK_PAIRS` (pixel, Gaussian) pairs, so a small image (or the
+few tiles still open late in the loop) takes a few wide steps instead of many narrow ones; each
+step costs tens of tensor operations, whose fixed cost dominates on small tensors.
 
-    dL/dalpha_i = T_i (g . f_i) - (sum_{j>i} w_j (g . f_j) + g_T T_final) / (1 - alpha_i)
+The backward pass reuses each chunk's blending weights w_i = T_i alpha_i and odds
+alpha_i / (1 - alpha_i) instead of an autograd graph over every (pixel, Gaussian) pair. It runs
+back to front with the closed form (g, g_T: gradients of the composited features and of the
+final transmittance; S_i = sum_{j>i} w_j (g . f_j) + g_T T_final)
 
-(g, g_T: gradients of the composited features and of the final transmittance), carrying the
-suffix sum per pixel from chunk to chunk, then applies the chain rule to the polynomial
-coefficients and from them to the per-Gaussian table.
+    dL/dlog(alpha_i) = alpha_i dL/dalpha_i = w_i (g . f_i) - S_i alpha_i / (1 - alpha_i)
+
+carrying the suffix sum per pixel from chunk to chunk, then applies the chain rule to the
+polynomial coefficients and from them to the per-Gaussian table.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ MEAN_X, MEAN_Y, CONIC_A, CONIC_B, CONIC_C, LOG_OPACITY, FEATURES = 0, 1, 2, 3, 4
 TRANSMITTANCE_FLOOR = 1e-20
 LOG_TRANSMITTANCE_FLOOR = math.log(TRANSMITTANCE_FLOOR)
 LOG_ALPHA_LOWEST = -20.0  # far below log(alpha_min); these alphas are cut to zero anyway
+CHUNK_PAIRS = 2**19  # (pixel, Gaussian) pairs per compositing step when the chunk is sized automatically
+CHUNK_RANGE = (32, 256)  # bounds of the automatic chunk width
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,7 @@ class CompositeSettings:
     alpha_min: float
     alpha_max: float
     transmittance_min: float
-    chunk: int
+    chunk: int  # Gaussians per tile and step; 0: sized to about CHUNK_PAIRS pairs per step
 
 
 @dataclass
@@ -57,8 +65,8 @@ class _Chunk:
     tiles: Tensor  # [Ta] tile indices
     ids: Tensor  # [Ta, C] Gaussian ids (padding points at a valid id and is masked)
     valid: Tensor  # [Ta, C] bool
-    alpha: Tensor  # [Ta, P, C]
-    exclusive: Tensor  # [Ta, P, C] transmittance in front of each Gaussian
+    weights: Tensor  # [Ta, P, C] blending weights T_i alpha_i
+    odds: Tensor  # [Ta, P, C] alpha / (1 - alpha), 0 where alpha is cut or capped (no gradient reaches it)
 
 
 def composite(
@@ -78,14 +86,14 @@ class _CompositeFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, table: Tensor, bins: TileBins, settings: CompositeSettings):  # type: ignore[override]
         acc, trans, chunks = _forward(table, bins, settings, keep_chunks=True)
-        ctx.bins, ctx.settings, ctx.chunks = bins, settings, chunks
+        ctx.bins, ctx.chunks = bins, chunks
         ctx.save_for_backward(table, trans)
         return acc, trans
 
     @staticmethod
     def backward(ctx, grad_acc: Tensor, grad_trans: Tensor):  # type: ignore[override]
         table, trans = ctx.saved_tensors
-        grad_table = _backward(table, trans, grad_acc, grad_trans, ctx.bins, ctx.settings, ctx.chunks)
+        grad_table = _backward(table, trans, grad_acc, grad_trans, ctx.bins, ctx.chunks)
         return grad_table, None, None
 
 
@@ -98,6 +106,13 @@ def _pixel_basis(bins: TileBins, dtype: torch.dtype, device: torch.device) -> Te
     local = torch.arange(bins.tile_size, dtype=dtype, device=device) + 0.5
     y, x = (t.reshape(-1) for t in torch.meshgrid(local, local, indexing="ij"))
     return torch.stack([x * x, x * y, y * y, x, y, torch.ones_like(x)], dim=-1)
+
+
+def _chunk_width(settings: CompositeSettings, active_tiles: int, pixels: int) -> int:
+    if settings.chunk > 0:
+        return settings.chunk
+    low, high = CHUNK_RANGE
+    return max(low, min(high, CHUNK_PAIRS // max(active_tiles * pixels, 1)))
 
 
 def _gather(table: Tensor, bins: TileBins, tiles: Tensor, first: int, chunk: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -162,13 +177,17 @@ def _forward(table: Tensor, bins: TileBins, settings: CompositeSettings, keep_ch
     tiles = torch.nonzero(bins.tile_counts > 0, as_tuple=True)[0]
     first = 0
     while tiles.numel() > 0:
-        rows, ids, valid = _gather(table, bins, tiles, first, settings.chunk)
+        rows, ids, valid = _gather(table, bins, tiles, first, _chunk_width(settings, tiles.numel(), pixels))
         alpha = _alpha(rows, valid, tiles, bins, basis, settings)
         exclusive, after = _transmittance(alpha, trans[tiles])
-        acc.index_add_(0, tiles, torch.bmm(alpha * exclusive, rows[..., FEATURES:]))
+        weights = alpha * exclusive
+        acc.index_add_(0, tiles, torch.bmm(weights, rows[..., FEATURES:]))
         trans[tiles] = after
         if keep_chunks:
-            chunks.append(_Chunk(tiles, ids, valid, alpha, exclusive))
+            # d alpha / d log_alpha = alpha, except where alpha is capped (or cut, where alpha = 0);
+            # capped alphas equal alpha_max up to rounding, hence the relative margin.
+            odds = torch.where(alpha < settings.alpha_max * (1 - 1e-6), alpha / (1.0 - alpha), 0.0)
+            chunks.append(_Chunk(tiles, ids, valid, weights, odds))
         first += rows.shape[1]
         more = (bins.tile_counts[tiles] > first) & (after.amax(dim=1) > settings.transmittance_min)
         tiles = tiles[more]
@@ -176,17 +195,15 @@ def _forward(table: Tensor, bins: TileBins, settings: CompositeSettings, keep_ch
 
 
 def _backward(
-    table: Tensor, trans: Tensor, grad_acc: Tensor, grad_trans: Tensor,
-    bins: TileBins, settings: CompositeSettings, chunks: list[_Chunk],
+    table: Tensor, trans: Tensor, grad_acc: Tensor, grad_trans: Tensor, bins: TileBins, chunks: list[_Chunk]
 ) -> Tensor:
     """Back to front over the chunks, carrying per pixel g . (everything behind the chunk)."""
     basis = _pixel_basis(bins, table.dtype, table.device)
     grad_table = torch.zeros_like(table)
     behind = grad_trans * trans  # the final transmittance is "behind" every Gaussian
     for chunk in reversed(chunks):
-        tiles, alpha, exclusive = chunk.tiles, chunk.alpha, chunk.exclusive
+        tiles, weights, odds = chunk.tiles, chunk.weights, chunk.odds
         rows = table[chunk.ids]
-        weights = alpha * exclusive
         g_acc = grad_acc[tiles]
         feature_dot = torch.bmm(g_acc, rows[..., FEATURES:].transpose(1, 2))  # [Ta, P, C]
         contrib = weights * feature_dot
@@ -194,10 +211,8 @@ def _backward(
         chunk_total = inclusive[:, :, -1]
         after = (behind[tiles] + chunk_total)[:, :, None] - inclusive  # sum over j > i, plus behind
         behind[tiles] += chunk_total
-        g_alpha = exclusive * feature_dot - after / (1.0 - alpha)
-        # d alpha / d log_alpha = alpha, except where alpha is capped (or cut, where alpha = 0);
-        # capped alphas equal alpha_max up to rounding, hence the relative margin.
-        g_log_alpha = torch.where(alpha < settings.alpha_max * (1 - 1e-6), g_alpha * alpha, 0.0)
+        # alpha dL/dalpha, zero where the odds are (cut alphas have no weight, capped ones no gradient)
+        g_log_alpha = torch.where(odds > 0, contrib - after * odds, 0.0)
         g_coeff = torch.matmul(basis.t(), g_log_alpha)  # [Ta, 6, C]
         g_rows = _coefficient_backward(rows, g_coeff, tiles, bins)
         g_features = torch.bmm(weights.transpose(1, 2), g_acc)  # [Ta, C, F]

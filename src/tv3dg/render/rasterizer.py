@@ -34,7 +34,10 @@ class RasterSettings:
     `sigma_cutoff` and `alpha_min` truncate each splat, `alpha_max` caps one splat's alpha,
     `transmittance_min` is the early-termination threshold (0 disables it): a tile stops once
     all its pixels are below it, which changes no pixel by more than that times its colour.
-    `tile_size` and `chunk` only trade speed for memory in the torch backend.
+    `tile_size` and `chunk` only trade speed for memory in the torch backend. Tiles of 4x4 pixels
+    evaluate fewer (pixel, Gaussian) pairs than 8x8 ones at every render size measured here
+    (32 px: 0.56x the time, 128 px: 0.9x); `chunk` 0 sizes each compositing step to about
+    `CHUNK_PAIRS` pairs (see `tv3dg.render.composite`), so a small image takes few, wide steps.
     """
 
     near_plane: float = 0.01
@@ -43,8 +46,8 @@ class RasterSettings:
     alpha_min: float = 1.0 / 255.0
     alpha_max: float = 0.99
     transmittance_min: float = 1e-4
-    tile_size: int = 8
-    chunk: int = 32
+    tile_size: int = 4
+    chunk: int = 0  # Gaussians per tile and compositing step; 0: sized by the number of pixels
 
 
 @dataclass
@@ -67,13 +70,21 @@ class RenderOutput:
     def width(self) -> int:
         return self.rgb.shape[2]
 
+    def views(self, index: slice) -> "RenderOutput":
+        """The outputs of some of the cameras (for densification, use `screen_stats(index)` of the whole)."""
+        return RenderOutput(
+            rgb=self.rgb[index], alpha=self.alpha[index], depth=self.depth[index], means2d=self.means2d[index],
+            radii=self.radii[index], visible=self.visible[index],
+        )
+
     @property
     def height(self) -> int:
         return self.rgb.shape[1]
 
-    def screen_stats(self) -> ScreenStats:
-        """The record densification reads (call after `backward()` so the gradient is there)."""
-        return ScreenStats(self.means2d.grad, self.radii, self.visible, self.width, self.height)
+    def screen_stats(self, cameras: slice = slice(None)) -> ScreenStats:
+        """The record densification reads, of all or some `cameras` (call after `backward()` so the gradient is there)."""
+        grad = None if self.means2d.grad is None else self.means2d.grad[cameras]
+        return ScreenStats(grad, self.radii[cameras], self.visible[cameras], self.width, self.height)
 
 
 def rasterize(
