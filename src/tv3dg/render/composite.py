@@ -67,6 +67,7 @@ class _Chunk:
     valid: Tensor  # [Ta, C] bool
     weights: Tensor  # [Ta, P, C] blending weights T_i alpha_i
     odds: Tensor  # [Ta, P, C] alpha / (1 - alpha), 0 where alpha is cut or capped (no gradient reaches it)
+    rows: Tensor  # [Ta, C, cols] the table rows of `ids` (kept: gathering them again costs more than holding them)
 
 
 def composite(
@@ -187,7 +188,7 @@ def _forward(table: Tensor, bins: TileBins, settings: CompositeSettings, keep_ch
             # d alpha / d log_alpha = alpha, except where alpha is capped (or cut, where alpha = 0);
             # capped alphas equal alpha_max up to rounding, hence the relative margin.
             odds = torch.where(alpha < settings.alpha_max * (1 - 1e-6), alpha / (1.0 - alpha), 0.0)
-            chunks.append(_Chunk(tiles, ids, valid, weights, odds))
+            chunks.append(_Chunk(tiles, ids, valid, weights, odds, rows))
         first += rows.shape[1]
         more = (bins.tile_counts[tiles] > first) & (after.amax(dim=1) > settings.transmittance_min)
         tiles = tiles[more]
@@ -202,8 +203,7 @@ def _backward(
     grad_table = torch.zeros_like(table)
     behind = grad_trans * trans  # the final transmittance is "behind" every Gaussian
     for chunk in reversed(chunks):
-        tiles, weights, odds = chunk.tiles, chunk.weights, chunk.odds
-        rows = table[chunk.ids]
+        tiles, weights, odds, rows = chunk.tiles, chunk.weights, chunk.odds, chunk.rows
         g_acc = grad_acc[tiles]
         feature_dot = torch.bmm(g_acc, rows[..., FEATURES:].transpose(1, 2))  # [Ta, P, C]
         contrib = weights * feature_dot
