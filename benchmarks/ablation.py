@@ -3,10 +3,14 @@ run it through `tv3dg batch` (parallel over cores or a Ray cluster, resumable), 
 DIR/results.json, docs/ablation.md and its figure.
 
     python benchmarks/ablation.py --out outputs/ablation            # the full grid (resumable)
+    python benchmarks/ablation.py --out outputs/ablation --limit 60  # the next 60 jobs of it, then report
     python benchmarks/ablation.py --quick --out outputs/ablation-quick
 
 Run the same command again to resume: finished jobs are skipped, unfinished ones continue from
-their checkpoints. Extra `key=value` arguments are config overrides for every job.
+their checkpoints. The full grid keeps every finished asset in a ledger in the repository
+(`benchmarks/results/ablation/`, see `ablation_ledger.py`), so it can also be run in pieces on
+different days or machines: each piece runs only the jobs the ledger lacks, seed by seed, and the
+report covers everything recorded. Extra `key=value` arguments are config overrides for every job.
 """
 
 from __future__ import annotations
@@ -17,13 +21,17 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from ablation_analysis import claim_verdicts, collect, full_grid_estimate, paired_table, summary_table
-from ablation_grid import Grid, write_jobs
+from ablation_grid import Grid, job_id, write_jobs
+from ablation_ledger import Ledger, commit, wanted_fingerprints
 from ablation_report import figure, markdown
 
 from tv3dg.atomic import write_text_atomic
+
+LEDGER = Path(__file__).resolve().parent / "results" / "ablation"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -42,6 +50,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--report-only", action="store_true",
                         help="run nothing: report on the jobs that have finished so far (e.g. between pieces of the full grid)")
+    parser.add_argument("--limit", type=int, help="run at most N of the jobs still to do (seed by seed), then report")
+    parser.add_argument("--ledger", type=Path,
+                        help=f"where finished assets are kept between pieces (default: {LEDGER} for the full grid, "
+                             "DIR/ledger for --quick)")
     parser.add_argument("--doc", type=Path, default=Path("docs/ablation.md"), help="where the report goes (figure beside it)")
     parser.add_argument("overrides", nargs="*", help="config overrides for every job, e.g. prior.device=cuda")
     return parser.parse_args(argv)
@@ -60,14 +72,33 @@ def run_jobs(jobs: Path, runs: Path, args: argparse.Namespace) -> int:
     return subprocess.call(command + list(args.overrides))
 
 
+def to_do(grid: Grid, ledger: Ledger, wanted: dict[str, str], limit: int | None) -> set[str]:
+    """Ids of the jobs the ledger lacks (with this config), the first `limit` in the grid's run order."""
+    ids = [job_id(*cell) for cell in grid.run_order()]
+    pending = [j for j in ids if ledger.current(j, wanted[j]) is None]
+    return set(pending if limit is None else pending[:limit])
+
+
+def provenance() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    return {"commit": commit(), "machine": f"{cpu}, {os.cpu_count()} cores", "finished": time.strftime("%Y-%m-%d")}
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     grid = Grid.build(args.quick, args.cases, args.seeds, args.steps, args.variants)
-    jobs = write_jobs(grid, args.out)
-    code = 0 if args.report_only else run_jobs(jobs, args.out / "runs", args)
+    all_jobs = write_jobs(grid, args.out)
+    wanted = wanted_fingerprints(all_jobs, args.overrides)
+    ledger = Ledger.open(args.ledger or (args.out / "ledger" if grid.quick else LEDGER))
+    pending = to_do(grid, ledger, wanted, args.limit)
+    code = 0
+    if not args.report_only and pending:
+        code = run_jobs(write_jobs(grid, args.out, pending, "jobs_to_do.jsonl"), args.out / "runs", args)
     if code != 0:
         print(f"tv3dg batch exited with {code}; reporting the jobs that finished", file=sys.stderr)
-    assets, missing = collect(grid, args.out / "runs")
+    assets, missing = collect(grid, args.out / "runs", ledger, wanted, provenance())
+    ledger.save()
     summary = summary_table(grid, assets)
     results = {
         "command": "python benchmarks/ablation.py " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -75,9 +106,10 @@ def main(argv: list[str] | None = None) -> dict:
         "grid": grid.describe(), "overrides": list(args.overrides),
         "summary": summary, "paired": paired_table(grid, assets), "claims": claim_verdicts(assets, summary),
         "estimate": full_grid_estimate(assets, args.workers), "assets": assets, "missing": missing,
+        "ledger": ledger.describe(wanted),
     }
     write_text_atomic(args.out / "results.json", json.dumps(results, indent=2) + "\n")
-    picture = figure(grid, args.out / "runs", args.out, args.doc.with_suffix(".png"))
+    picture = figure(grid, args.out / "runs", args.out, args.doc.with_suffix(".png"), {a["id"] for a in assets}, ledger, wanted)
     write_text_atomic(args.doc, markdown(results, picture.name))
     print(f"{len(assets)} assets done, {len(missing)} missing; wrote {args.out / 'results.json'} and {args.doc}")
     return results

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from ablation_grid import DEFAULT, FULL_STEPS, Grid, all_cases, job_id
+from ablation_ledger import Ledger, front_view, run_fingerprint
 from ablation_stats import paired, summarise
 from mini_quality import style_accuracy
 
@@ -76,18 +78,33 @@ def read_index(runs: Path) -> dict[str, dict]:
     return rows
 
 
-def collect(grid: Grid, runs: Path) -> tuple[list[dict], list[dict]]:
-    """Per-asset rows of the grid's finished jobs, and the jobs that failed or never ran."""
+def collect(grid: Grid, runs: Path, ledger: Ledger, wanted: dict[str, str], provenance: dict) -> tuple[list[dict], list[dict]]:
+    """Per-asset rows of the grid's finished jobs, and the jobs that failed, never ran or ran another config.
+
+    A job the ledger holds with the job's current config is taken from it; one finished in `runs` with
+    that config is measured and recorded there (with its front view when it has the grid's first seed).
+    """
     index = read_index(runs)
     done, missing = [], []
     for variant, case, seed in grid.cells():
         jid = job_id(variant, case, seed)
+        recorded = ledger.current(jid, wanted[jid])
+        if recorded is not None:
+            done.append(recorded)
+            continue
         row = index.get(jid)
         if row is None or row.get("status") != "done":
             missing.append({"id": jid, "status": (row or {}).get("status", "not run"), "reason": (row or {}).get("reason")})
             continue
-        done.append({"id": jid, "variant": variant.name, "case": case.id, "kind": case.kind, "seed": seed,
-                     **asset_metrics(runs / jid, case.kind, row)})
+        folder = runs / jid
+        if run_fingerprint(folder) != wanted[jid]:
+            missing.append({"id": jid, "status": "ran another config", "reason": f"{folder}/config.yaml differs"})
+            continue
+        asset = {"id": jid, "variant": variant.name, "case": case.id, "kind": case.kind, "seed": seed,
+                 **asset_metrics(folder, case.kind, row)}
+        front = Image.fromarray(front_view(folder / "asset.ply")) if seed == grid.seeds[0] else None
+        ledger.record(asset, wanted[jid], provenance, front)
+        done.append(asset)
     return done, missing
 
 

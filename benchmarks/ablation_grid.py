@@ -33,6 +33,8 @@ FULL_SEEDS = 3  # seeds 0..N-1
 FULL_STEPS = 400  # the mini preset's steps
 QUICK_SEEDS = 1
 QUICK_STEPS = 20
+# Every job's outputs beyond the asset are trimmed: nothing measured reads the turntable or the mesh.
+EXPORT_OVERRIDES = ("export.turntable_frames=8", "export.mesh.texture=false")
 QUICK_CASES = ("text_a_red_striped_cube", "style_a_cube", "texture_a_torus")
 
 
@@ -75,7 +77,7 @@ VARIANTS = (
     Variant("sds", "baseline (preset settings)", "SDS at the preset's CFG 7.5", loss="sds"),
     Variant("sds_cfg100", "baseline (customary settings)", "SDS at CFG 100 (DreamFusion)", loss="sds",
             overrides=("distill.cfg_scale=100",)),
-    Variant("ism", "baseline (preset settings)", "ISM at the preset's settings (w=1-abar, 2 inversion steps)",
+    Variant("ism", "baseline (preset settings)", "ISM at the preset's settings (w=1-abar, the preset's inversion steps to s, one more to t)",
             loss="ism"),
     Variant("ism_lucid", "baseline (customary settings)",
             "ISM, LucidDreamer-like (w=sqrt((1-abar)/abar), 5 inversion steps, delta 80)", loss="ism",
@@ -130,13 +132,20 @@ class Grid:
     def cells(self) -> list[tuple[Variant, Case, int]]:
         return [(v, c, s) for v in self.variants for c in self.cases if c.kind in v.kinds for s in self.seeds]
 
+    def run_order(self) -> list[tuple[Variant, Case, int]]:
+        """The cells seed by seed and, within a seed, case by case with every variant of the case
+        together: a grid run in pieces adds whole paired comparisons against the default, and after a
+        first piece every claim can already be looked at on a few cases."""
+        case_index = {case.id: i for i, case in enumerate(self.cases)}
+        return sorted(self.cells(), key=lambda cell: (cell[2], case_index[cell[1].id]))
+
     def describe(self) -> dict:
         return {
             "quick": self.quick, "steps": self.steps, "seeds": list(self.seeds),
             "variants": [{"name": v.name, "role": v.role, "label": v.label, "loss": v.loss,
                           "overrides": list(v.overrides), "kinds": list(v.kinds), "mode": v.mode} for v in self.variants],
             "cases": [{"id": c.id, "kind": c.kind, "prompt": c.prompt, "image": c.image} for c in self.cases],
-            "jobs": len(self.cells()),
+            "jobs": len(self.cells()), "export_overrides": list(EXPORT_OVERRIDES),
         }
 
 
@@ -148,13 +157,16 @@ def image_name(image: tuple[str, str, str]) -> str:
     return f"images/{'_'.join(image)}.png"
 
 
-def write_jobs(grid: Grid, folder: Path) -> Path:
-    """Render the visual prompts and write `jobs.jsonl` (image paths relative to it) into `folder`."""
+def write_jobs(grid: Grid, folder: Path, only: set[str] | None = None, name: str = "jobs.jsonl") -> Path:
+    """Render the visual prompts and write the jobs (all, or those whose id is in `only`) to
+    `folder/name`, image paths relative to it."""
     (folder / "images").mkdir(parents=True, exist_ok=True)
     lines = []
-    for variant, case, seed in grid.cells():
+    for variant, case, seed in grid.run_order():
+        if only is not None and job_id(variant, case, seed) not in only:
+            continue
         job: dict = {"id": job_id(variant, case, seed), "prompt": case.prompt, "loss": variant.loss, "seed": seed,
-                     "steps": grid.steps, "config": "mini", "overrides": list(variant.overrides),
+                     "steps": grid.steps, "config": "mini", "overrides": [*EXPORT_OVERRIDES, *variant.overrides],
                      "tags": {"variant": variant.name, "case": case.id, "kind": case.kind, "seed": seed}}
         if case.image is not None:
             path = folder / image_name(case.image)
@@ -165,6 +177,6 @@ def write_jobs(grid: Grid, folder: Path) -> Path:
         if mode is not None:
             job["mode"] = mode
         lines.append(json.dumps(job))
-    path = folder / "jobs.jsonl"
+    path = folder / name
     write_text_atomic(path, "\n".join(lines) + "\n")
     return path

@@ -5,32 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import torch
 from ablation_analysis import METRICS
 from ablation_grid import DEFAULT, Grid, image_name, job_id
+from ablation_ledger import CELL, Ledger, front_view
 from PIL import Image, ImageDraw
 
-from tv3dg.export.video import to_uint8
-from tv3dg.gaussians.ply import load_ply
-from tv3dg.render.cameras import turntable_cameras
-from tv3dg.render.rasterizer import rasterize
-
-CELL = 64
 LABEL_WIDTH = 130
 HEADER = 2 * CELL + 14
 
 
-def front_view(asset: Path) -> np.ndarray:
-    """The asset from the front (azimuth 0, elevation 15, the metric views' orbit), white background."""
-    camera = turntable_cameras(1, 15.0, 3.2, 40.0, CELL)
-    with torch.no_grad():
-        rgb = rasterize(load_ply(asset), camera, torch.ones(3)).rgb[0]
-    return to_uint8(rgb)
-
-
-def figure(grid: Grid, runs: Path, jobs_folder: Path, path: Path) -> Path:
-    """Rows = variants, columns = cases (first seed); the header shows each case's text and visual prompt."""
+def figure(grid: Grid, runs: Path, jobs_folder: Path, path: Path, done: set[str], ledger: Ledger, wanted: dict[str, str]) -> Path:
+    """Rows = variants, columns = cases (first seed); the header shows each case's text and visual prompt.
+    Only the `done` jobs are drawn, from `runs` or, for those not there, from the ledger's front views."""
     seed = grid.seeds[0]
     sheet = Image.new("RGB", (LABEL_WIDTH + CELL * len(grid.cases), HEADER + CELL * len(grid.variants)), "white")
     draw = ImageDraw.Draw(sheet)
@@ -44,9 +30,13 @@ def figure(grid: Grid, runs: Path, jobs_folder: Path, path: Path) -> Path:
         y = HEADER + row * CELL
         draw.text((4, y + CELL // 2 - 6), variant.name, fill="black")
         for col, case in enumerate(grid.cases):
-            asset = runs / job_id(variant, case, seed) / "asset.ply"
-            if case.kind in variant.kinds and asset.exists():
-                sheet.paste(Image.fromarray(front_view(asset)), (LABEL_WIDTH + col * CELL, y))
+            jid = job_id(variant, case, seed)
+            if jid not in done:
+                continue
+            asset, kept = runs / jid / "asset.ply", ledger.front_view(jid, wanted[jid])
+            view = Image.fromarray(front_view(asset)) if asset.exists() else (Image.open(kept) if kept else None)
+            if view is not None:
+                sheet.paste(view.convert("RGB"), (LABEL_WIDTH + col * CELL, y))
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
     return path
@@ -79,8 +69,19 @@ def markdown(results: dict, figure_name: str) -> str:
                   f"{results['estimate']['cases']} cases, {results['estimate']['seeds']} seeds, "
                   f"{results['estimate']['steps']} steps. Its numbers show that every variant runs and how the "
                   "report reads; they are too few and too short to support or refute any claim.", ""]
+    partial = not grid["quick"] and bool(results["missing"])
+    if partial:
+        lines += [f"> **PARTIAL GRID: {len(results['assets'])} of {grid['jobs']} jobs done.** The grid runs in pieces "
+                  "(seed by seed); every number below covers only the finished jobs, and the claims are provisional "
+                  "until the grid is complete.", ""]
     lines += [f"Command: `{results['command']}`. Machine: {results['machine']}.",
-              f"Jobs: {len(results['assets'])} done, {len(results['missing'])} failed or not run, of {grid['jobs']}.", "",
+              f"Jobs: {len(results['assets'])} done, {len(results['missing'])} failed or not run, of {grid['jobs']}."]
+    ledger = results.get("ledger")
+    if ledger:
+        lines.append(f"Ledger `{ledger['folder']}`: {ledger['current']} assets of this grid's configs, run at commit(s) "
+                     f"{', '.join(ledger['commits']) or '-'} on {'; '.join(ledger['machines']) or '-'}"
+                     + (f"; {len(ledger['stale'])} older entries ran other configs and are not used." if ledger["stale"] else "."))
+    lines += ["",
               "## Variants", "", "| variant | role | what | loss | overrides | cases |", "|---|---|---|---|---|---|"]
     for v in grid["variants"]:
         lines.append(f"| `{v['name']}` | {v['role']} | {v['label']} | {v['loss']} | {' '.join(v['overrides']) or '-'} | "
@@ -88,7 +89,8 @@ def markdown(results: dict, figure_name: str) -> str:
     lines += ["", "Cases: " + "; ".join(f"{c['kind']} `{c['prompt']}`" + (f" + image of a {' '.join(reversed(c['image']))}"
                                                                          if c["image"] else "") for c in grid["cases"]),
               f"Seeds: {', '.join(map(str, grid['seeds']))}. Style cases use style fusion and texture cases texture "
-              "fusion unless the variant says otherwise; text-only cases use Func Switch.", "",
+              "fusion unless the variant says otherwise; text-only cases use Func Switch. Every job also sets "
+              f"{' '.join(grid.get('export_overrides', [])) or 'nothing else'} (outputs only; nothing measured reads them).", "",
               "## Metrics", ""]
     lines += [f"- `{m}` ({'higher' if METRICS[m][1] else 'lower'} is better): {METRICS[m][2]}" for m in METRICS]
     lines += ["", "Cells: mean ±seed-to-seed std (mean over cases of the std across seeds) [95% bootstrap interval, "
@@ -106,8 +108,13 @@ def markdown(results: dict, figure_name: str) -> str:
     lines += ["", "## The four claims", ""]
     for claim in results["claims"]:
         verdict = "holds" if claim["holds"] else "does not hold"
-        lines.append(f"### {claim['claim']}: " + (f"not tested (the rule below reads '{verdict}' on the quick grid, which is no finding)"
-                                                   if grid["quick"] else f"**{verdict}**"))
+        if grid["quick"]:
+            heading = f"not tested (the rule below reads '{verdict}' on the quick grid, which is no finding)"
+        elif partial:
+            heading = f"provisional: {verdict} on the jobs done so far"
+        else:
+            heading = f"**{verdict}**"
+        lines.append(f"### {claim['claim']}: {heading}")
         lines.append("")
         for x in claim["absolute"]:
             lines.append(f"- default `{x['metric']}` = {x['mean']:.2f} [{x['ci95'][0]:.2f}, {x['ci95'][1]:.2f}]; "

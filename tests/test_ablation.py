@@ -36,10 +36,15 @@ def test_paired_difference_is_significant_only_when_its_interval_excludes_zero()
 
 
 @pytest.mark.slow
-def test_quick_grid_on_two_cases_runs_reports_and_resumes(tmp_path):
-    argv = ["--quick", "--quiet", "--cases", "2", "--seeds", "1", "--steps", "2", "--variants", "vpcsm",
-            "vpcsm_texture_fusion", "csm", "--out", str(tmp_path / "run"), "--doc", str(tmp_path / "doc" / "ablation.md"), *FAST]
-    results = ablation.main(argv)
+def test_quick_grid_on_two_cases_runs_in_pieces_and_reports(tmp_path):
+    common = ["--quick", "--quiet", "--cases", "2", "--seeds", "1", "--steps", "2", "--variants", "vpcsm",
+              "vpcsm_texture_fusion", "csm", "--ledger", str(tmp_path / "ledger"), "--doc", str(tmp_path / "doc" / "ablation.md")]
+    argv = [*common, "--out", str(tmp_path / "run"), *FAST]
+    piece = ablation.main([*argv, "--limit", "2"])  # a first piece: the first two jobs of the run order
+    assert len(piece["assets"]) == 2 and len(piece["missing"]) == 3
+    results = ablation.main(argv)  # the rest
+    ran = [json.loads(line)["id"] for line in (tmp_path / "run" / "runs" / "index.jsonl").read_text().splitlines()]
+    assert len(ran) == 3 and set(ran).isdisjoint(a["id"] for a in piece["assets"])  # only the jobs still to do ran
     assert [c["kind"] for c in results["grid"]["cases"]] == ["text", "style"]
     assert results["missing"] == [] and len(results["assets"]) == results["grid"]["jobs"] == 5  # fusion: style only
     default = results["summary"]["vpcsm"]
@@ -53,8 +58,20 @@ def test_quick_grid_on_two_cases_runs_reports_and_resumes(tmp_path):
     width, height = Image.open(tmp_path / "doc" / "ablation.png").size
     assert width > 2 * 64 and height > 3 * 64  # 2 case columns, 3 variant rows
     assert json.loads((tmp_path / "run" / "results.json").read_text())["grid"]["jobs"] == 5
-    again = ablation.main(argv)  # a rerun skips the finished jobs and reports the same assets
-    index = [json.loads(line) for line in (tmp_path / "run" / "runs" / "index.jsonl").read_text().splitlines()]
-    assert all(row["skipped"] for row in index)
+    index = (tmp_path / "run" / "runs" / "index.jsonl").read_text()
+    again = ablation.main(argv)  # a rerun finds every job in the ledger, runs nothing, reports the same assets
+    assert (tmp_path / "run" / "runs" / "index.jsonl").read_text() == index
     assert [a["text" if "text" in a else "style_all"] for a in again["assets"]] == \
         [a["text" if "text" in a else "style_all"] for a in results["assets"]]
+
+    # Another working folder, the same ledger: nothing runs, the same assets are reported, the
+    # figure comes from the ledger's front views.
+    elsewhere = ablation.main([*common, "--out", str(tmp_path / "elsewhere"), *FAST])
+    assert not (tmp_path / "elsewhere" / "runs").exists()
+    assert [a["id"] for a in elsewhere["assets"]] == [a["id"] for a in results["assets"]]
+    assert elsewhere["assets"][0]["agreement"] == results["assets"][0]["agreement"]
+    assert len(list((tmp_path / "ledger" / "front").glob("*.png"))) == 5
+    assert Image.open(tmp_path / "doc" / "ablation.png").size == (width, height)
+    # A changed config makes the recorded assets stale instead of mixing them in.
+    changed = ablation.main([*common, "--out", str(tmp_path / "elsewhere"), "--report-only", *FAST, "sgc.sample_steps=3"])
+    assert changed["assets"] == [] and len(changed["ledger"]["stale"]) == 5

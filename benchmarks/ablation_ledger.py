@@ -1,0 +1,131 @@
+"""The ablation's ledger: finished assets kept in the repository, so the full grid can be run in
+pieces (one night, or several sessions) and every piece adds to the same report.
+
+One JSON line per asset (`assets.jsonl`: its metrics, the config fingerprint it ran with, the
+commit and the machine) and a front view per first-seed asset (`front/ID.png`, for the figure).
+Entries are keyed by job id and config fingerprint, and an entry counts only for a job whose
+config has that fingerprint now: change the preset, a variant, a case or the steps, and the old
+entries stay in the file but are not used (the report counts them as stale) instead of being
+mixed with new ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from tv3dg.atomic import write_text_atomic
+from tv3dg.export.video import to_uint8
+from tv3dg.gaussians.ply import load_ply
+from tv3dg.render.cameras import turntable_cameras
+from tv3dg.render.rasterizer import rasterize
+from tv3dg.batch.jobs import load_jobs
+from tv3dg.config import dump_yaml
+from tv3dg.pipeline.config import GenerateConfig, build_config
+
+ASSETS = "assets.jsonl"
+FRONT = "front"
+CELL = 64  # front views: the figure's cell size
+PROVENANCE = ("fingerprint", "commit", "machine", "finished")  # what the ledger adds to an asset's row
+
+
+def front_view(asset: Path) -> np.ndarray:
+    """The asset from the front (azimuth 0, elevation 15, the metric views' orbit), white background."""
+    camera = turntable_cameras(1, 15.0, 3.2, 40.0, CELL)
+    with torch.no_grad():
+        rgb = rasterize(load_ply(asset), camera, torch.ones(3)).rgb[0]
+    return to_uint8(rgb)
+
+
+def fingerprint(config: GenerateConfig) -> str:
+    """A hash of the resolved config, with the visual prompt's path replaced by a hash of its bytes
+    (the same image in another working folder is the same job)."""
+    if config.image is not None:
+        config = replace(config, image="sha256:" + hashlib.sha256(Path(config.image).read_bytes()).hexdigest())
+    return hashlib.sha256(dump_yaml(config).encode()).hexdigest()[:16]
+
+
+def wanted_fingerprints(jobs_file: Path, overrides: Sequence[str] = ()) -> dict[str, str]:
+    """Job id -> fingerprint of its config as `tv3dg batch JOBS overrides` resolves it."""
+    return {job.id: fingerprint(job.config) for job in load_jobs(jobs_file, overrides)}
+
+
+def run_fingerprint(folder: Path) -> str:
+    """The fingerprint of the config a finished run wrote (its config.yaml)."""
+    return fingerprint(build_config(str(folder / "config.yaml"), {}, []))
+
+
+def commit() -> str:
+    """The checkout's commit (with "+dirty" when it has uncommitted changes), or "unknown"."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def key(job: str, fingerprint: str) -> str:
+    """An entry's key and file stem: the same job run with another config is another entry."""
+    return f"{job}.{fingerprint}"
+
+
+@dataclass
+class Ledger:
+    folder: Path
+    entries: dict[str, dict] = field(default_factory=dict)  # key(id, fingerprint) -> asset row + provenance
+
+    @classmethod
+    def open(cls, folder: Path) -> "Ledger":
+        entries = {}
+        path = folder / ASSETS
+        if path.exists():
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    entry = json.loads(line)
+                    entries[key(entry["id"], entry["fingerprint"])] = entry
+        return cls(folder, entries)
+
+    def current(self, job: str, fingerprint: str) -> dict | None:
+        """The asset row of `job` run with this config, or None."""
+        entry = self.entries.get(key(job, fingerprint))
+        return None if entry is None else {k: v for k, v in entry.items() if k not in PROVENANCE}
+
+    def stale(self, wanted: dict[str, str]) -> list[str]:
+        """Jobs of `wanted` that the ledger holds only for other configs."""
+        held = {entry["id"] for entry in self.entries.values()}
+        return sorted(j for j, f in wanted.items() if j in held and key(j, f) not in self.entries)
+
+    def front_view(self, job: str, fingerprint: str) -> Path | None:
+        path = self.folder / FRONT / f"{key(job, fingerprint)}.png"
+        return path if path.exists() else None
+
+    def record(self, asset: dict, fingerprint: str, provenance: dict, front: Image.Image | None) -> None:
+        """Add or replace one asset (kept in memory until `save`) and write its front view."""
+        self.entries[key(asset["id"], fingerprint)] = {**asset, "fingerprint": fingerprint, **provenance}
+        if front is not None:
+            (self.folder / FRONT).mkdir(parents=True, exist_ok=True)
+            front.save(self.folder / FRONT / f"{key(asset['id'], fingerprint)}.png", optimize=True)
+
+    def describe(self, wanted: dict[str, str]) -> dict:
+        """For the report: where the ledger is, which commits and machines its entries for this grid come
+        from, and which of the grid's jobs it holds only for other configs."""
+        current = [self.entries[key(j, f)] for j, f in wanted.items() if key(j, f) in self.entries]
+        return {"folder": str(self.folder), "current": len(current),
+                "commits": sorted({e["commit"] for e in current}), "machines": sorted({e["machine"] for e in current}),
+                "stale": self.stale(wanted)}
+
+    def save(self) -> None:
+        """Rewrite assets.jsonl whole (atomically), in a stable order."""
+        lines = [json.dumps(self.entries[k], sort_keys=True) for k in sorted(self.entries)]
+        write_text_atomic(self.folder / ASSETS, "\n".join(lines) + ("\n" if lines else ""))
