@@ -57,12 +57,12 @@ def test_generation_writes_every_output(world, tmp_path, target_space):
     assert gaussians.num_points == result.metrics["num_gaussians"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 6 and metrics["visual_prompt"] == "func_switch"
-    # VPCSM with 2 inversion steps: 2 inversion calls + 1 batched teacher call per step,
-    # plus the Func Switch sample and 4 SGC reference samples, one batched call per DDIM step.
+    # VPCSM with the mini preset's 1 inversion step: 1 inversion call + 1 batched teacher call per
+    # step, plus the Func Switch sample and 4 SGC reference samples, one batched call per DDIM step.
     sampling_calls = 3 * (1 + 4)
-    assert metrics["unet"]["calls"] == 6 * 3 + sampling_calls
-    assert metrics["unet"]["setup_calls"] == sampling_calls and metrics["unet"]["calls_per_step"] == 3
-    assert metrics["unet"]["rows_per_step"] == 2 * 2 + 3 * 2  # 2 views: 2 inversion calls + [c-, c+, c+ perturbed]
+    assert metrics["unet"]["calls"] == 6 * 2 + sampling_calls
+    assert metrics["unet"]["setup_calls"] == sampling_calls and metrics["unet"]["calls_per_step"] == 2
+    assert metrics["unet"]["rows_per_step"] == 1 * 2 + 3 * 2  # 2 views: 1 inversion call + [c-, c+, c+ perturbed]
     assert metrics["mesh"] == "ok" and np.isfinite(metrics["losses"]["loss"])
     densify = metrics["densify"]  # every change to the point count is accounted for (splits replace 1 by 2)
     assert set(densify) == {"cloned", "split", "pruned", "opacity_resets"}
@@ -114,7 +114,7 @@ def test_outputs_are_written_from_a_copy_of_the_live_gaussians(world, tmp_path, 
 def test_sgc_switched_off_costs_no_reference_samples(world, tmp_path):
     result = generate(config_for(world, "sgc.enabled=false"), tmp_path / "run", progress=False)
     assert not any(key.startswith("sgc_") for key in result.metrics["losses"])
-    assert result.metrics["unet"]["calls"] == 6 * 3 + 3  # the Func Switch sample only
+    assert result.metrics["unet"]["calls"] == 6 * 2 + 3  # 2 calls per step (preset: 1 inversion move) + the Func Switch sample
 
 
 def _interrupt_at(step_to_stop: int):
