@@ -92,12 +92,13 @@ def main(argv: list[str] | None = None) -> dict:
     wanted = wanted_fingerprints(all_jobs, args.overrides)
     ledger = Ledger.open(args.ledger or (args.out / "ledger" if grid.quick else LEDGER))
     pending = to_do(grid, ledger, wanted, args.limit)
+    made_by = provenance()  # the package commit and the machine, read before any job of this call runs
     code = 0
     if not args.report_only and pending:
         code = run_jobs(write_jobs(grid, args.out, pending, "jobs_to_do.jsonl"), args.out / "runs", args)
     if code != 0:
         print(f"tv3dg batch exited with {code}; reporting the jobs that finished", file=sys.stderr)
-    assets, missing = collect(grid, args.out / "runs", ledger, wanted, provenance())
+    assets, missing = collect(grid, args.out / "runs", ledger, wanted, made_by)
     ledger.save()
     summary = summary_table(grid, assets)
     results = {

@@ -2,7 +2,8 @@
 pieces (one night, or several sessions) and every piece adds to the same report.
 
 One JSON line per asset (`assets.jsonl`: its metrics, the config fingerprint it ran with, the
-commit and the machine) and a front view per first-seed asset (`front/ID.png`, for the figure).
+commit and the machine) and a front view per first-seed asset (`front/ID.FINGERPRINT.png`, for
+the figure).
 Entries are keyed by job id and config fingerprint, and an entry counts only for a job whose
 config has that fingerprint now: change the preset, a variant, a case or the steps, and the old
 entries stay in the file but are not used (the report counts them as stale) instead of being
@@ -23,13 +24,13 @@ import torch
 from PIL import Image
 
 from tv3dg.atomic import write_text_atomic
-from tv3dg.export.video import to_uint8
-from tv3dg.gaussians.ply import load_ply
-from tv3dg.render.cameras import turntable_cameras
-from tv3dg.render.rasterizer import rasterize
 from tv3dg.batch.jobs import load_jobs
 from tv3dg.config import dump_yaml
+from tv3dg.export.video import to_uint8
+from tv3dg.gaussians.ply import load_ply
 from tv3dg.pipeline.config import GenerateConfig, build_config
+from tv3dg.render.cameras import turntable_cameras
+from tv3dg.render.rasterizer import rasterize
 
 ASSETS = "assets.jsonl"
 FRONT = "front"
@@ -64,11 +65,11 @@ def run_fingerprint(folder: Path) -> str:
 
 
 def commit() -> str:
-    """The checkout's commit (with "+dirty" when it has uncommitted changes), or "unknown"."""
+    """The checkout's commit, with "+dirty" when the package (src/) has uncommitted changes, or "unknown"."""
     root = Path(__file__).resolve().parents[1]
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "src"], cwd=root,
                                capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
