@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ablation_analysis import claim_verdicts, collect, full_grid_estimate, paired_table, summary_table
 from ablation_grid import Grid, job_id, write_jobs
-from ablation_ledger import Ledger, commit, wanted_fingerprints
+from ablation_ledger import Ledger, commit, fingerprint, job_configs
 from ablation_report import figure, markdown
 
 from tv3dg.atomic import write_text_atomic
@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     grid = Grid.build(args.quick, args.cases, args.seeds, args.steps, args.variants)
     all_jobs = write_jobs(grid, args.out)
-    wanted = wanted_fingerprints(all_jobs, args.overrides)
+    configs = job_configs(all_jobs, args.overrides)
+    wanted = {jid: fingerprint(config) for jid, config in configs.items()}
     ledger = Ledger.open(args.ledger or (args.out / "ledger" if grid.quick else LEDGER))
     pending = to_do(grid, ledger, wanted, args.limit)
     made_by = provenance()  # the package commit and the machine, read before any job of this call runs
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
         code = run_jobs(write_jobs(grid, args.out, pending, "jobs_to_do.jsonl"), args.out / "runs", args)
     if code != 0:
         print(f"tv3dg batch exited with {code}; reporting the jobs that finished", file=sys.stderr)
-    assets, missing = collect(grid, args.out / "runs", ledger, wanted, made_by)
+    assets, missing = collect(grid, args.out / "runs", ledger, configs, made_by)
     ledger.save()
     summary = summary_table(grid, assets)
     results = {

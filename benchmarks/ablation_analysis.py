@@ -10,13 +10,16 @@ import numpy as np
 import torch
 from PIL import Image
 from ablation_grid import DEFAULT, FULL_STEPS, Grid, all_cases, job_id
-from ablation_ledger import Ledger, front_view, run_fingerprint
+from ablation_ledger import Ledger, fingerprint, front_view
 from ablation_stats import paired, summarise
 from mini_quality import style_accuracy
 
+from tv3dg.batch.task import finished_metrics
+from tv3dg.errors import UserError
 from tv3dg.eval.consistency import front_back_flip, view_agreement
 from tv3dg.eval.floaters import BODY_ALPHA, floater_report, held_out_cameras
 from tv3dg.gaussians.ply import load_ply
+from tv3dg.pipeline.config import GenerateConfig
 from tv3dg.priors.mini.world import SHAPES, WorldObject, render_objects
 from tv3dg.render.cameras import Cameras
 
@@ -78,32 +81,37 @@ def read_index(runs: Path) -> dict[str, dict]:
     return rows
 
 
-def collect(grid: Grid, runs: Path, ledger: Ledger, wanted: dict[str, str], provenance: dict) -> tuple[list[dict], list[dict]]:
+def collect(grid: Grid, runs: Path, ledger: Ledger, configs: dict[str, GenerateConfig],
+            provenance: dict) -> tuple[list[dict], list[dict]]:
     """Per-asset rows of the grid's finished jobs, and the jobs that failed, never ran or ran another config.
 
-    A job the ledger holds with the job's current config is taken from it; one finished in `runs` with
-    that config is measured and recorded there (with its front view when it has the grid's first seed).
+    A job the ledger holds with the job's current config is taken from it; one whose run in `runs`
+    has finished with that config (as `tv3dg batch` judges it, so also while a batch is still
+    running or after one was killed) is measured and recorded in the ledger, with its front view
+    when it has the grid's first seed.
     """
     index = read_index(runs)
     done, missing = [], []
     for variant, case, seed in grid.cells():
         jid = job_id(variant, case, seed)
-        recorded = ledger.current(jid, wanted[jid])
+        expected = fingerprint(configs[jid])
+        recorded = ledger.current(jid, expected)
         if recorded is not None:
             done.append(recorded)
             continue
-        row = index.get(jid)
-        if row is None or row.get("status") != "done":
-            missing.append({"id": jid, "status": (row or {}).get("status", "not run"), "reason": (row or {}).get("reason")})
+        row, folder = index.get(jid, {}), runs / jid
+        try:
+            finished = finished_metrics(folder, configs[jid]) is not None
+        except UserError as err:
+            missing.append({"id": jid, "status": "ran another config", "reason": str(err)})
             continue
-        folder = runs / jid
-        if run_fingerprint(folder) != wanted[jid]:
-            missing.append({"id": jid, "status": "ran another config", "reason": f"{folder}/config.yaml differs"})
+        if not finished:
+            missing.append({"id": jid, "status": row.get("status", "not run"), "reason": row.get("reason")})
             continue
         asset = {"id": jid, "variant": variant.name, "case": case.id, "kind": case.kind, "seed": seed,
                  **asset_metrics(folder, case.kind, row)}
         front = Image.fromarray(front_view(folder / "asset.ply")) if seed == grid.seeds[0] else None
-        ledger.record(asset, wanted[jid], provenance, front)
+        ledger.record(asset, expected, provenance, front)
         done.append(asset)
     return done, missing
 

@@ -28,7 +28,7 @@ from tv3dg.batch.jobs import load_jobs
 from tv3dg.config import dump_yaml
 from tv3dg.export.video import to_uint8
 from tv3dg.gaussians.ply import load_ply
-from tv3dg.pipeline.config import GenerateConfig, build_config
+from tv3dg.pipeline.config import GenerateConfig
 from tv3dg.render.cameras import turntable_cameras
 from tv3dg.render.rasterizer import rasterize
 
@@ -54,14 +54,9 @@ def fingerprint(config: GenerateConfig) -> str:
     return hashlib.sha256(dump_yaml(config).encode()).hexdigest()[:16]
 
 
-def wanted_fingerprints(jobs_file: Path, overrides: Sequence[str] = ()) -> dict[str, str]:
-    """Job id -> fingerprint of its config as `tv3dg batch JOBS overrides` resolves it."""
-    return {job.id: fingerprint(job.config) for job in load_jobs(jobs_file, overrides)}
-
-
-def run_fingerprint(folder: Path) -> str:
-    """The fingerprint of the config a finished run wrote (its config.yaml)."""
-    return fingerprint(build_config(str(folder / "config.yaml"), {}, []))
+def job_configs(jobs_file: Path, overrides: Sequence[str] = ()) -> dict[str, GenerateConfig]:
+    """Job id -> its config as `tv3dg batch JOBS overrides` resolves it."""
+    return {job.id: job.config for job in load_jobs(jobs_file, overrides)}
 
 
 def commit() -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 from ablation_analysis import METRICS
 from ablation_grid import DEFAULT, Grid, image_name, job_id
 from ablation_ledger import CELL, Ledger, front_view
+from ablation_stats import MIN_CASES, NEGLIGIBLE
 from PIL import Image, ImageDraw
 
 LABEL_WIDTH = 130
@@ -101,7 +102,8 @@ def markdown(results: dict, figure_name: str) -> str:
                      + "".join(f" | {stats[m]['mean']:.0f}" if stats[m]["n"] else " | -" for m in ("seconds", "unet_calls")) + " |")
     lines += ["", f"## Paired difference against the default (`{DEFAULT}`)", "",
               "Variant minus default on the same cases and seeds, mean [95% interval]; **↑**/**↓** only where the "
-              "interval excludes zero by more than 0.005 (for `flip`, `floaters`, `outside_shape` lower is better).", "",
+              f"pairs cover at least {MIN_CASES} cases and the interval excludes zero by more than {NEGLIGIBLE} "
+              "(for `flip`, `floaters`, `outside_shape` lower is better).", "",
               "| variant | " + " | ".join(quality) + " |", "|---" * (len(quality) + 1) + "|"]
     for name, stats in pairs.items():
         lines.append(f"| `{name}` | " + " | ".join(diff_cell(stats[m]) for m in quality) + " |")

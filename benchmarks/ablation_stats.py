@@ -13,6 +13,10 @@ import numpy as np
 
 REPLICATES = 2000
 NEGLIGIBLE = 0.005  # differences of shares below half a percentage point are render noise, not effects
+# A difference needs this many cases before it can be called one: with fewer, the bootstrap over
+# cases degenerates (one case gives a point), and even if every case agrees a sign test could not
+# reach 5% (all of 5 cases the same way: 2/32 = 6%; of 6: 2/64 = 3%).
+MIN_CASES = 6
 
 
 def by_case(values: dict[tuple[str, int], float]) -> dict[str, list[float]]:
@@ -53,10 +57,15 @@ def summarise(values: dict[tuple[str, int], float]) -> dict:
 
 
 def paired(a: dict[tuple[str, int], float], b: dict[tuple[str, int], float]) -> dict:
-    """a - b on the (case, seed) pairs both have; `sign` is "+" or "-" only when the 95% interval
-    excludes zero by more than NEGLIGIBLE, "0" otherwise (whether higher is better depends on the metric)."""
+    """a - b on the (case, seed) pairs both have; `sign` is "+" or "-" only when the pairs cover at
+    least MIN_CASES cases and the 95% interval excludes zero by more than NEGLIGIBLE, "0" otherwise
+    (whether higher is better depends on the metric)."""
     common = {k: a[k] - b[k] for k in a.keys() & b.keys() if a[k] == a[k] and b[k] == b[k]}
     result = summarise(common)
     low, high = result["ci95"]
-    result["sign"] = "+" if low > NEGLIGIBLE else "-" if high < -NEGLIGIBLE else "0"
+    result["cases"] = len(by_case(common))
+    if result["cases"] < MIN_CASES:
+        result["sign"] = "0"
+    else:
+        result["sign"] = "+" if low > NEGLIGIBLE else "-" if high < -NEGLIGIBLE else "0"
     return result

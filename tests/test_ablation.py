@@ -31,6 +31,8 @@ def test_paired_difference_is_significant_only_when_its_interval_excludes_zero()
     noisy = {k: v + (0.25 if (int(k[0][-1]) + k[1]) % 2 else -0.25) for k, v in base.items()}
     assert paired(better, base)["sign"] == "+"
     assert paired(noisy, base)["sign"] == "0"
+    five = {k: v for k, v in better.items() if k[0] != "case5"}
+    assert paired(five, base)["sign"] == "0"  # every case agrees, but 5 cases are too few to call it
     stats = summarise(better)
     assert stats["mean"] == pytest.approx(0.75) and stats["seed_std"] == pytest.approx(0.0) and stats["n"] == 18
 
