@@ -32,6 +32,7 @@ METRICS = {
     "flip": (("text", "style", "texture"), False, "share of assets whose reading differs between the front and the back view"),
     "floaters": (("text", "style", "texture"), False, "alpha mass > 3 px from the asset's own main body, held-out views"),
     "outside_shape": (("text", "style", "texture"), False, "alpha mass > 3 px from the world silhouette of the text's shape"),
+    "holes": (("text", "style", "texture"), False, "share of that silhouette, 3 px in from its edge, left see-through"),
     "seconds": (("text", "style", "texture"), False, "seconds of optimisation per asset (the generate loop)"),
     "unet_calls": (("text", "style", "texture"), False, "UNet calls per asset"),
 }
@@ -140,7 +141,7 @@ CLAIMS = (
      (("vpcsm", "vpcsm_texture_fusion"),), ("style_all",)),
     ("pag", "PAG helps", (("vpcsm", "vpcsm_no_pag"),), ("text", "style_all", "texture_all", "floaters")),
     ("sgc", "SGC improves text alignment and geometry", (("vpcsm", "vpcsm_no_sgc"),),
-     ("text", "agreement", "flip", "floaters", "outside_shape")),
+     ("text", "agreement", "flip", "floaters", "outside_shape", "holes")),
 )
 MAJORITY = 0.5  # the visual-prompt claim: most views must show the text's shape with the image's look
 

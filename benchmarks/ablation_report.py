@@ -62,7 +62,7 @@ def diff_cell(stat: dict) -> str:
 def markdown(results: dict, figure_name: str) -> str:
     grid, summary, pairs = results["grid"], results["summary"], results["paired"]
     labels = {v["name"]: v for v in grid["variants"]}
-    quality = ("text", "style_all", "texture_all", "agreement", "flip", "floaters", "outside_shape")
+    quality = ("text", "style_all", "texture_all", "agreement", "flip", "floaters", "outside_shape", "holes")
     lines = ["# Ablation in the mini world", ""]
     if grid["quick"]:
         lines += ["> **QUICK GRID (smoke test), NOT the full ablation.** "
@@ -103,7 +103,7 @@ def markdown(results: dict, figure_name: str) -> str:
     lines += ["", f"## Paired difference against the default (`{DEFAULT}`)", "",
               "Variant minus default on the same cases and seeds, mean [95% interval]; **↑**/**↓** only where the "
               f"pairs cover at least {MIN_CASES} cases and the interval excludes zero by more than {NEGLIGIBLE} "
-              "(for `flip`, `floaters`, `outside_shape` lower is better).", "",
+              "(for `flip`, `floaters`, `outside_shape`, `holes` lower is better).", "",
               "| variant | " + " | ".join(quality) + " |", "|---" * (len(quality) + 1) + "|"]
     for name, stats in pairs.items():
         lines.append(f"| `{name}` | " + " | ".join(diff_cell(stats[m]) for m in quality) + " |")

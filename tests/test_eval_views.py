@@ -50,3 +50,20 @@ def test_floaters_see_a_distant_cloud_and_outside_shape_a_body_too_big():
     assert report["outside_shape"] > clean["outside_shape"] + 0.02
     too_big = floater_report(Gaussians.from_points(ball * 1.8, grey, scale=0.04, opacity=0.9), cameras, silhouette)
     assert too_big["floaters"] < 0.02 and too_big["outside_shape"] > 0.05  # one body, but not the reference's
+
+
+def test_holes_see_a_missing_part_that_floaters_and_outside_shape_do_not():
+    cameras = held_out_cameras()
+    generator = torch.Generator().manual_seed(0)
+    ball = torch.rand(6000, 3, generator=generator) * 2 - 1
+    ball = ball[ball.norm(dim=-1) < 1][:3000] * 0.5  # a solid ball
+    grey = torch.full((len(ball), 3), 0.5)
+    solid = Gaussians.from_points(ball, grey, scale=0.04, opacity=0.9)
+    with torch.no_grad():
+        silhouette = rasterize(solid, cameras, torch.ones(3)).alpha[..., 0] > 0.5
+    whole = floater_report(solid, cameras, silhouette)
+    assert whole["holes"] < 0.02
+    keep = ball[:, 0] < 0.0  # half of it cut away: where the reference silhouette has the other half, nothing is
+    cut = floater_report(Gaussians.from_points(ball[keep], grey[keep], scale=0.04, opacity=0.9), cameras, silhouette)
+    assert cut["holes"] > whole["holes"] + 0.08  # measured 0.13: many views still see the opaque cut face
+    assert cut["floaters"] < 0.02 and cut["outside_shape"] < 0.05

@@ -9,6 +9,9 @@ Two shares of the rendered alpha mass, per view, averaged over the held-out view
   intended object at the same cameras (in the mini world: the world's render of the shape the
   prompt names). It also counts a body of the wrong shape or size, so read it beside the shape
   accuracy.
+- `holes`: share of the reference silhouette, shrunk by `margin_px`, where the asset is not
+  opaque (alpha <= 0.5): see-through spots and missing parts, which the two shares above cannot
+  see. A body of the wrong shape also leaves some.
 
 An asset with no pixel above alpha 0.5 has no body: all its mass counts as floaters.
 """
@@ -64,13 +67,26 @@ def mass_outside(alpha: Tensor, allowed: Tensor) -> Tensor:
     return torch.where(total > 0, outside / total.clamp_min(1e-12), torch.zeros_like(total))
 
 
+def erode(mask: Tensor, pixels: int) -> Tensor:
+    """Binary erosion of masks [V,H,W] by a (2p+1)^2 square."""
+    return ~dilate(~mask, pixels)
+
+
+def uncovered(alpha: Tensor, region: Tensor) -> Tensor:
+    """Per view, the share of `region` [V,H,W] where alpha is not above BODY_ALPHA (0 for an empty region)."""
+    size = region.sum(dim=(1, 2))
+    missing = (region & (alpha <= BODY_ALPHA)).sum(dim=(1, 2))
+    return torch.where(size > 0, missing / size.clamp_min(1), torch.zeros_like(size, dtype=alpha.dtype))
+
+
 def floater_report(gaussians: Gaussians, cameras: Cameras, silhouette: Tensor | None = None, margin_px: int = 3) -> dict:
-    """`floaters` and (given the reference `silhouette` [V,H,W] at `cameras`) `outside_shape`,
-    each averaged over the views."""
+    """`floaters` and (given the reference `silhouette` [V,H,W] at `cameras`) `outside_shape` and
+    `holes`, each averaged over the views."""
     with torch.no_grad():
         alpha = rasterize(gaussians, cameras, torch.ones(3)).alpha[..., 0]
     body = largest_component(alpha > BODY_ALPHA)
     report = {"floaters": float(mass_outside(alpha, dilate(body, margin_px)).mean()), "margin_px": margin_px}
     if silhouette is not None:
         report["outside_shape"] = float(mass_outside(alpha, dilate(silhouette, margin_px)).mean())
+        report["holes"] = float(uncovered(alpha, erode(silhouette, margin_px)).mean())
     return report
