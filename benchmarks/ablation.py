@@ -79,10 +79,19 @@ def to_do(grid: Grid, ledger: Ledger, wanted: dict[str, str], limit: int | None)
     return set(pending if limit is None else pending[:limit])
 
 
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else what `platform` says."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def provenance() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
-    return {"commit": commit(), "machine": f"{cpu}, {os.cpu_count()} cores", "finished": time.strftime("%Y-%m-%d")}
+    """What the ledger keeps beside each asset this call records."""
+    return {"commit": commit(), "machine": f"{cpu_name()}, {os.cpu_count()} cores", "recorded": time.strftime("%Y-%m-%d")}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -35,7 +35,7 @@ from tv3dg.render.rasterizer import rasterize
 ASSETS = "assets.jsonl"
 FRONT = "front"
 CELL = 64  # front views: the figure's cell size
-PROVENANCE = ("fingerprint", "commit", "machine", "finished")  # what the ledger adds to an asset's row
+PROVENANCE = ("fingerprint", "commit", "machine", "recorded")  # what the ledger adds to an asset's row
 
 
 def front_view(asset: Path) -> np.ndarray:
