@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from ablation_grid import DEFAULT, FULL_STEPS, Grid, all_cases, job_id
 from ablation_ledger import Ledger, fingerprint, front_view
-from ablation_stats import paired, summarise
+from ablation_stats import MIN_CASES, paired, summarise
 from mini_quality import style_accuracy
 
 from tv3dg.batch.task import finished_metrics
@@ -154,6 +154,7 @@ def claim_verdicts(assets: list[dict], summary: dict) -> list[dict]:
     the visual-prompt claim also needs the default's style and texture all-three intervals above 0.5.
     """
     verdicts = []
+    too_few = f"too few cases to tell: fewer than {MIN_CASES}"
     for key, text, pairs, metrics in CLAIMS:
         comparisons = []
         for a, b in pairs:
@@ -164,7 +165,8 @@ def claim_verdicts(assets: list[dict], summary: dict) -> list[dict]:
                 better = METRICS[metric][1]
                 favour = {"+": better, "-": not better}.get(diff["sign"])
                 comparisons.append({"a": a, "b": b, "metric": metric, **diff,
-                                    "reading": "no difference" if favour is None else ("for" if favour else "against")})
+                                    "reading": too_few if diff["cases"] < MIN_CASES else
+                                    "no difference" if favour is None else ("for" if favour else "against")})
         readings = [c["reading"] for c in comparisons]
         holds = "for" in readings and "against" not in readings
         absolute = []
@@ -187,7 +189,7 @@ def full_grid_estimate(assets: list[dict], workers: int) -> dict:
     per_variant = {}
     total = 0.0
     overheads = [a["overhead"] for a in assets if a["overhead"] == a["overhead"]]
-    overhead = float(np.mean(overheads)) if overheads else float("nan")
+    overhead = float(np.mean(overheads)) if overheads else 0.0  # unknown when every piece was stopped, not finished
     for variant in full.variants:
         measured = [a for a in assets if a["variant"] == variant.name]
         if not measured:
@@ -198,5 +200,6 @@ def full_grid_estimate(assets: list[dict], workers: int) -> dict:
         total += seconds * jobs
     complete = len(per_variant) == len(full.variants)
     return {"jobs": len(full.cells()), "cases": len(all_cases()), "seeds": len(full.seeds), "steps": FULL_STEPS,
-            "workers": workers, "overhead_s": overhead, "per_variant": per_variant, "complete": complete,
+            "workers": workers, "overhead_s": overhead, "overhead_measured": bool(overheads),
+            "per_variant": per_variant, "complete": complete,
             "hours": total / workers / 3600 if complete else float("nan")}

@@ -117,7 +117,9 @@ class Ledger:
         """For the report: where the ledger is, which commits and machines its entries for this grid come
         from, and which of the grid's jobs it holds only for other configs."""
         current = [self.entries[key(j, f)] for j, f in wanted.items() if key(j, f) in self.entries]
-        return {"folder": str(self.folder), "current": len(current),
+        folder = self.folder.resolve()
+        shown = folder.relative_to(Path.cwd()) if folder.is_relative_to(Path.cwd()) else folder
+        return {"folder": str(shown), "current": len(current),
                 "commits": sorted({e["commit"] for e in current}), "machines": sorted({e["machine"] for e in current}),
                 "stale": self.stale(wanted)}
 

@@ -134,7 +134,10 @@ def markdown(results: dict, figure_name: str) -> str:
     estimate = results["estimate"]
     per_asset = ", ".join(f"`{k}` {v['seconds_per_asset']:.0f} s" for k, v in estimate["per_variant"].items())
     lines.append(f"Measured here: {per_asset} "
-                 f"per asset at {estimate['steps']} steps (measured seconds per step x {estimate['steps']} + measured overhead).")
+                 f"per asset at {estimate['steps']} steps (measured seconds per step x {estimate['steps']}"
+                 + (" + measured overhead)." if estimate["overhead_measured"] else
+                    "; loading, reference views and export are not included: no job of these pieces ran from start to "
+                    "end in a batch that finished, which is what measures them)."))
     if grid["steps"] < estimate["steps"]:
         lines.append(f"These are extrapolated from {grid['steps']}-step runs: they miss the cost of SGC and of the "
                      "densified Gaussians (both start later, configs/mini.yaml) and carry the first steps' warm-up, "
