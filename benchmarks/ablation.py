@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
         code = run_jobs(write_jobs(grid, args.out, pending, "jobs_to_do.jsonl"), args.out / "runs", args)
     if code != 0:
         print(f"tv3dg batch exited with {code}; reporting the jobs that finished", file=sys.stderr)
-    assets, missing = collect(grid, args.out / "runs", ledger, configs, made_by)
+    assets, missing = collect(grid, args.out / "runs", ledger, configs, wanted, made_by)
     ledger.save()
     summary = summary_table(grid, assets)
     results = {
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> dict:
         "ledger": ledger.describe(wanted),
     }
     write_text_atomic(args.out / "results.json", json.dumps(results, indent=2) + "\n")
-    picture = figure(grid, args.out / "runs", args.out, args.doc.with_suffix(".png"), {a["id"] for a in assets}, ledger, wanted)
+    picture = figure(grid, args.out, args.doc.with_suffix(".png"), ledger, wanted)
     write_text_atomic(args.doc, markdown(results, picture.name))
     print(f"{len(assets)} assets done, {len(missing)} missing; wrote {args.out / 'results.json'} and {args.doc}")
     return results

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 from ablation_grid import DEFAULT, FULL_STEPS, Grid, all_cases, job_id
-from ablation_ledger import Ledger, fingerprint, front_view
+from ablation_ledger import Ledger, front_view
 from ablation_stats import MIN_CASES, paired, summarise
 from mini_quality import style_accuracy
 
@@ -82,20 +82,20 @@ def read_index(runs: Path) -> dict[str, dict]:
     return rows
 
 
-def collect(grid: Grid, runs: Path, ledger: Ledger, configs: dict[str, GenerateConfig],
+def collect(grid: Grid, runs: Path, ledger: Ledger, configs: dict[str, GenerateConfig], wanted: dict[str, str],
             provenance: dict) -> tuple[list[dict], list[dict]]:
     """Per-asset rows of the grid's finished jobs, and the jobs that failed, never ran or ran another config.
 
-    A job the ledger holds with the job's current config is taken from it; one whose run in `runs`
-    has finished with that config (as `tv3dg batch` judges it, so also while a batch is still
-    running or after one was killed) is measured and recorded in the ledger, with its front view
-    when it has the grid's first seed.
+    `wanted` holds each job's config fingerprint. A job the ledger holds with it is taken from
+    there; one whose run in `runs` has finished with that config (as `tv3dg batch` judges it, so
+    also while a batch is still running or after one was killed) is measured and recorded in the
+    ledger, with its front view when it has the grid's first seed.
     """
     index = read_index(runs)
     done, missing = [], []
     for variant, case, seed in grid.cells():
         jid = job_id(variant, case, seed)
-        expected = fingerprint(configs[jid])
+        expected = wanted[jid]
         recorded = ledger.current(jid, expected)
         if recorded is not None:
             done.append(recorded)

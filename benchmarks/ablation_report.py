@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ablation_analysis import METRICS
 from ablation_grid import DEFAULT, Grid, image_name, job_id
-from ablation_ledger import CELL, Ledger, front_view
+from ablation_ledger import CELL, Ledger
 from ablation_stats import MIN_CASES, NEGLIGIBLE
 from PIL import Image, ImageDraw
 
@@ -15,9 +15,9 @@ LABEL_WIDTH = 130
 HEADER = 2 * CELL + 14
 
 
-def figure(grid: Grid, runs: Path, jobs_folder: Path, path: Path, done: set[str], ledger: Ledger, wanted: dict[str, str]) -> Path:
+def figure(grid: Grid, jobs_folder: Path, path: Path, ledger: Ledger, wanted: dict[str, str]) -> Path:
     """Rows = variants, columns = cases (first seed); the header shows each case's text and visual prompt.
-    Only the `done` jobs are drawn, from `runs` or, for those not there, from the ledger's front views."""
+    Each cell is the front view the ledger keeps for that job's current config (collected jobs only)."""
     seed = grid.seeds[0]
     sheet = Image.new("RGB", (LABEL_WIDTH + CELL * len(grid.cases), HEADER + CELL * len(grid.variants)), "white")
     draw = ImageDraw.Draw(sheet)
@@ -32,12 +32,9 @@ def figure(grid: Grid, runs: Path, jobs_folder: Path, path: Path, done: set[str]
         draw.text((4, y + CELL // 2 - 6), variant.name, fill="black")
         for col, case in enumerate(grid.cases):
             jid = job_id(variant, case, seed)
-            if jid not in done:
-                continue
-            asset, kept = runs / jid / "asset.ply", ledger.front_view(jid, wanted[jid])
-            view = Image.fromarray(front_view(asset)) if asset.exists() else (Image.open(kept) if kept else None)
-            if view is not None:
-                sheet.paste(view.convert("RGB"), (LABEL_WIDTH + col * CELL, y))
+            kept = ledger.front_view(jid, wanted[jid]) if jid in wanted else None
+            if kept is not None:
+                sheet.paste(Image.open(kept).convert("RGB"), (LABEL_WIDTH + col * CELL, y))
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
     return path
