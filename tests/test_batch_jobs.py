@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 
 import pytest
 
+from tv3dg.batch import runner
 from tv3dg.batch.jobs import load_jobs
+from tv3dg.batch.task import JobOutcome
 from tv3dg.cli import main
 from tv3dg.errors import UserError
 
@@ -94,3 +98,49 @@ def test_overrides_may_come_after_options(tmp_path, monkeypatch):
     monkeypatch.setattr("tv3dg.batch.runner.run_batch", lambda jobs, out, **kw: seen.update(kw) or [])
     main(["batch", "jobs.txt", "steps=3", "--out", str(tmp_path), "seed=2", "--cpus-per-job", "2", "seed=4"])
     assert seen["overrides"] == ["steps=3", "seed=2", "seed=4"] and seen["cpus_per_job"] == 2
+
+
+class _RayThatGetsSigterm:
+    """Ray as the batch driver uses it, on one process: each wait finishes one job, and a SIGTERM
+    (as Slurm or Kubernetes send at a time limit) arrives during the second wait."""
+
+    def __init__(self) -> None:
+        self.waits, self.cancelled = 0, []
+
+    def is_initialized(self) -> bool:
+        return True
+
+    def remote(self, *args):
+        """`ray.remote(run_job)` gives the task (this object); `task.options(...).remote(job...)` a reference."""
+        return self if len(args) == 1 and callable(args[0]) else object()
+
+    def options(self, **options):
+        return self
+
+    def cluster_resources(self) -> dict:
+        return {"CPU": 2}
+
+    def wait(self, refs, num_returns, timeout):
+        self.waits += 1
+        if self.waits == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return refs[:1], refs[1:]
+
+    def get(self, ref):
+        return JobOutcome("done", wall_s=1.5)
+
+    def cancel(self, ref, force):
+        self.cancelled.append(ref)
+
+
+def test_sigterm_stops_a_batch_like_ctrl_c_and_keeps_the_index_of_what_finished(tmp_path, monkeypatch):
+    fake = _RayThatGetsSigterm()
+    monkeypatch.setattr(runner, "import_ray", lambda: fake)
+    jobs = _jsonl(tmp_path / "jobs.jsonl", *({"prompt": p} for p in ("a red cube", "a blue torus", "a green cone")))
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["batch", str(jobs), "--out", str(tmp_path / "out"), "--quiet"]) == 130
+    rows = [json.loads(line) for line in (tmp_path / "out" / "index.jsonl").read_text().splitlines()]
+    assert [row["status"] for row in rows] == ["done", "failed", "failed"]
+    assert rows[0]["wall_s"] == 1.5 and rows[1]["reason"] == runner.INTERRUPTED
+    assert len(fake.cancelled) == 2
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is the batch's only while it runs

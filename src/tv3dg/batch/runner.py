@@ -20,6 +20,7 @@ from tv3dg.batch.jobs import Job, load_jobs
 from tv3dg.batch.report import make_row, write_contact_sheet, write_index
 from tv3dg.batch.task import JobOutcome, run_job
 from tv3dg.errors import UserError
+from tv3dg.pipeline.interrupt import sigterm_as_interrupt
 
 DEFAULT_MAX_RETRIES = 3
 POLL_S = 1.0  # progress-bar refresh while no job finishes
@@ -93,7 +94,10 @@ def run_batch(
 
 def _run(ray: Any, jobs: list[Job], out: Path, gpus_per_job: float | None, cpus_per_job: float,
          max_retries: int, progress: bool) -> list[JobOutcome]:
-    """Submit one task per job, then collect them as they finish, with a progress bar over jobs."""
+    """Submit one task per job, then collect them as they finish, with a progress bar over jobs.
+
+    Ctrl-C or SIGTERM cancels the unfinished tasks and writes the index of what finished (the others
+    read as interrupted) before the interrupt goes on up."""
     task = ray.remote(run_job)
     has_gpus = ray.cluster_resources().get("GPU", 0) > 0
     pending: dict[Any, int] = {}
@@ -104,7 +108,7 @@ def _run(ray: Any, jobs: list[Job], out: Path, gpus_per_job: float | None, cpus_
         pending[options.remote(job.config, str(out / job.id), math.ceil(cpus_per_job))] = index
     outcomes: list[JobOutcome | None] = [None] * len(jobs)
     slots = _slots(ray, cpus_per_job, gpus_per_job)
-    with tqdm(total=len(jobs), desc="batch", unit="job", disable=not progress) as bar:
+    with tqdm(total=len(jobs), desc="batch", unit="job", disable=not progress) as bar, sigterm_as_interrupt():
         try:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)

@@ -1,4 +1,5 @@
-"""Stopping a run between steps, from Ctrl-C or from a front end (the app's Stop button).
+"""Stopping a run between steps, from Ctrl-C or from a front end (the app's Stop button), and
+treating a scheduler's SIGTERM as Ctrl-C where a command only needs to clean up.
 
 The first request asks the loop to stop at the next step boundary (so the asset and checkpoint
 are written from a consistent state); a second Ctrl-C aborts at once.
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 import signal
 import threading
+from contextlib import contextmanager
 from types import FrameType
+from typing import Iterator
 
 
 class StopRequest:
@@ -45,3 +48,21 @@ class StopRequest:
         if self._installed:
             signal.signal(signal.SIGINT, self._previous)
             self._installed = False
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (what Slurm, Kubernetes and `kill` send) raises KeyboardInterrupt, so
+    the Ctrl-C clean-up runs for it too. Only on the main thread; elsewhere the block changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
