@@ -24,9 +24,10 @@ import sys
 import time
 from pathlib import Path
 
-from ablation_analysis import claim_verdicts, collect, full_grid_estimate, paired_table, summary_table
+from ablation_analysis import (claim_verdicts, collect, full_grid_estimate, paired_table, progress_table, summary_table,
+                               term_table)
 from ablation_grid import Grid, job_id, write_jobs
-from ablation_ledger import Ledger, commit, fingerprint, job_configs
+from ablation_ledger import Ledger, commit, fingerprint, job_configs, without_nan
 from ablation_report import figure, markdown
 
 from tv3dg.atomic import write_text_atomic
@@ -116,10 +117,11 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end",
         "grid": grid.describe(), "overrides": list(args.overrides),
         "summary": summary, "paired": paired_table(grid, assets), "claims": claim_verdicts(assets, summary),
+        "terms": term_table(grid, assets), "progress": progress_table(grid, assets),
         "estimate": full_grid_estimate(assets, args.workers), "assets": assets, "missing": missing,
         "ledger": ledger.describe(wanted),
     }
-    write_text_atomic(args.out / "results.json", json.dumps(results, indent=2) + "\n")
+    write_text_atomic(args.out / "results.json", json.dumps(without_nan(results), indent=2, allow_nan=False) + "\n")
     picture = figure(grid, args.out, args.doc.with_suffix(".png"), ledger, wanted)
     write_text_atomic(args.doc, markdown(results, picture.name))
     print(f"{len(assets)} assets done, {len(missing)} missing; wrote {args.out / 'results.json'} and {args.doc}")

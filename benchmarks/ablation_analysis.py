@@ -4,6 +4,7 @@ comparisons against the default, the four claims, cost and the full grid's wall-
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,12 @@ METRICS = {
 }
 
 
+# The guidance terms' sizes as metrics.json logs them (rms, mean of the run's last steps): they show
+# why a variant does or does not change the asset (e.g. a PAG term far smaller than the classifier term).
+TERMS = {"classifier_rms": "classifier term", "difference_rms": "difference term", "pag_rms": "PAG term",
+         "grad_rms": "update (gradient)"}
+
+
 def shape_silhouette(shape: str, cameras: Cameras) -> torch.Tensor:
     """The mini world's silhouette [V,H,W] of `shape` (any colour: the world has one size and pose)."""
     objects = [WorldObject(SHAPES.index(shape), 0, 0)] * len(cameras)
@@ -58,6 +65,7 @@ def asset_metrics(folder: Path, kind: str, row: dict) -> dict[str, float]:
               "seconds": float(metrics["time_s"]), "seconds_per_step": float(metrics["seconds_per_step"]),
               "overhead": float(row["wall_s"] - metrics["time_s"]) if whole_run else float("nan"),
               "unet_calls": float(metrics["unet"]["calls"])}
+    result.update({term: float(metrics["losses"][term]) for term in TERMS if term in metrics["losses"]})
     if kind == "text":
         result["text"] = attributes["prompt"]["all"]
     else:
@@ -127,6 +135,22 @@ def summary_table(grid: Grid, assets: list[dict]) -> dict:
     return {v.name: {m: summarise(metric_values(assets, v.name, m)) for m in METRICS} for v in grid.variants}
 
 
+def term_table(grid: Grid, assets: list[dict]) -> dict[str, dict[str, float]]:
+    """Per variant, the mean size of each guidance term it logs (terms it has not: left out)."""
+    table = {}
+    for variant in grid.variants:
+        rows = [a for a in assets if a["variant"] == variant.name]
+        table[variant.name] = {t: float(np.mean([a[t] for a in rows if t in a])) for t in TERMS if any(t in a for a in rows)}
+    return table
+
+
+def progress_table(grid: Grid, assets: list[dict]) -> dict[str, dict[int, tuple[int, int]]]:
+    """Per variant and seed: (jobs done, jobs in the grid)."""
+    done = Counter((a["variant"], a["seed"]) for a in assets)
+    total = Counter((v.name, seed) for v, _case, seed in grid.cells())
+    return {v.name: {seed: (done[v.name, seed], total[v.name, seed]) for seed in grid.seeds} for v in grid.variants}
+
+
 def paired_table(grid: Grid, assets: list[dict]) -> dict:
     """Each variant minus the default, per metric, on the same cases and seeds."""
     return {v.name: {m: paired(metric_values(assets, v.name, m), metric_values(assets, DEFAULT, m)) for m in METRICS
@@ -177,7 +201,7 @@ def claim_verdicts(assets: list[dict], summary: dict) -> list[dict]:
                                  "above": bool(s["ci95"][0] > MAJORITY)})
             holds = all(x["above"] for x in absolute) and "against" not in readings
         verdicts.append({"key": key, "claim": text, "holds": bool(holds and comparisons), "comparisons": comparisons,
-                         "absolute": absolute})
+                         "absolute": absolute, "variants": list(dict.fromkeys(v for pair in pairs for v in pair))})
     return verdicts
 
 

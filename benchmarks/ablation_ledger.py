@@ -71,6 +71,18 @@ def commit() -> str:
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def without_nan(value: object) -> object:
+    """`value` with every float NaN (a measure that could not be taken) as None, so the JSON written
+    is standard JSON (jq, JavaScript) rather than Python's NaN extension."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: without_nan(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_nan(v) for v in value]
+    return value
+
+
 def key(job: str, fingerprint: str) -> str:
     """An entry's key and file stem: the same job run with another config is another entry."""
     return f"{job}.{fingerprint}"
@@ -88,7 +100,7 @@ class Ledger:
         if path.exists():
             for line in path.read_text().splitlines():
                 if line.strip():
-                    entry = json.loads(line)
+                    entry = {k: float("nan") if v is None else v for k, v in json.loads(line).items()}
                     entries[key(entry["id"], entry["fingerprint"])] = entry
         return cls(folder, entries)
 
@@ -125,5 +137,5 @@ class Ledger:
 
     def save(self) -> None:
         """Rewrite assets.jsonl whole (atomically), in a stable order."""
-        lines = [json.dumps(self.entries[k], sort_keys=True) for k in sorted(self.entries)]
+        lines = [json.dumps(without_nan(self.entries[k]), sort_keys=True, allow_nan=False) for k in sorted(self.entries)]
         write_text_atomic(self.folder / ASSETS, "\n".join(lines) + ("\n" if lines else ""))

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ablation_analysis import METRICS
+from ablation_analysis import METRICS, TERMS
 from ablation_grid import DEFAULT, Grid, image_name, job_id
 from ablation_ledger import CELL, Ledger
 from ablation_stats import MIN_CASES, NEGLIGIBLE
 from PIL import Image, ImageDraw
+
+from tv3dg.pipeline.run import HISTORY_WINDOW
 
 LABEL_WIDTH = 130
 HEADER = 2 * CELL + 14
@@ -54,6 +56,30 @@ def diff_cell(stat: dict) -> str:
     low, high = stat["ci95"]
     mark = {"+": " **↑**", "-": " **↓**", "0": ""}[stat["sign"]]
     return f"{stat['mean']:+.2f} [{low:+.2f}, {high:+.2f}]{mark}"
+
+
+def term_note(variant: str, terms: dict[str, float]) -> str:
+    """`variant`'s guidance terms; those added to the classifier term beside their share of it."""
+    classifier = terms.get("classifier_rms")
+    parts = []
+    for term, size in terms.items():
+        added = term in ("difference_rms", "pag_rms")
+        share = f" ({size / classifier:.1%} of the classifier term)" if classifier and added else ""
+        parts.append(f"{TERMS[term]} {size:.3g}{share}")
+    return f"`{variant}`: " + ", ".join(parts)
+
+
+def progress_lines(progress: dict, missing: list[dict]) -> list[str]:
+    """Jobs done per variant and seed, then every job that failed or ran another config, by name."""
+    seeds = sorted({seed for per_seed in progress.values() for seed in per_seed})
+    lines = ["## Progress", "", "Jobs done of the grid's, per variant and seed.", "",
+             "| variant | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|---" * (len(seeds) + 1) + "|"]
+    for name, per_seed in progress.items():
+        lines.append(f"| `{name}` | " + " | ".join(f"{per_seed[s][0]}/{per_seed[s][1]}" for s in seeds) + " |")
+    failed = [m for m in missing if m["status"] != "not run"]
+    lines += ["", "Failed or ran another config: " + (", ".join(f"`{m['id']}` ({m['status']}: {m['reason']})" for m in failed)
+                                                    if failed else "none.")]
+    return lines
 
 
 def markdown(results: dict, figure_name: str) -> str:
@@ -104,6 +130,12 @@ def markdown(results: dict, figure_name: str) -> str:
               "| variant | " + " | ".join(quality) + " |", "|---" * (len(quality) + 1) + "|"]
     for name, stats in pairs.items():
         lines.append(f"| `{name}` | " + " | ".join(diff_cell(stats[m]) for m in quality) + " |")
+    lines += ["", "## Size of the guidance terms", "",
+              f"The rms of each term of the update, as each run logs it (mean of its last {HISTORY_WINDOW} steps), "
+              "averaged over the variant's assets: a term far smaller than the classifier term cannot move the asset much.", "",
+              "| variant | " + " | ".join(TERMS.values()) + " |", "|---" * (len(TERMS) + 1) + "|"]
+    for name, terms in results["terms"].items():
+        lines.append(f"| `{name}` | " + " | ".join(f"{terms[t]:.3g}" if t in terms else "-" for t in TERMS) + " |")
     lines += ["", "## The four claims", ""]
     for claim in results["claims"]:
         verdict = "holds" if claim["holds"] else "does not hold"
@@ -122,6 +154,9 @@ def markdown(results: dict, figure_name: str) -> str:
             lines.append(f"- `{c['a']}` - `{c['b']}` on `{c['metric']}`: {diff_cell(c)} ({c['reading']})")
         if not claim["comparisons"]:
             lines.append("- no comparison could be made (variants missing from this grid)")
+        noted = [term_note(v, results["terms"][v]) for v in claim["variants"] if results["terms"].get(v)]
+        if noted:
+            lines.append("- guidance terms: " + "; ".join(noted))
         lines.append("")
     lines += ["A claim holds when at least one comparison behind it favours it with an interval that excludes zero "
               "and none goes against it (the visual-prompt claim also needs the default's style and texture "
@@ -143,5 +178,5 @@ def markdown(results: dict, figure_name: str) -> str:
         lines.append(f"The full grid ({estimate['jobs']} jobs: {estimate['cases']} cases, {estimate['seeds']} seeds) "
                      f"would take about **{estimate['hours']:.1f} h** with {estimate['workers']} parallel jobs on this machine.")
     if results["missing"]:
-        lines += ["", "Failed or not run: " + ", ".join(f"`{m['id']}` ({m['status']})" for m in results["missing"])]
+        lines += ["", *progress_lines(results["progress"], results["missing"])]
     return "\n".join(lines) + "\n"

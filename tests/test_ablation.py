@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import ablation  # noqa: E402
 from ablation_grid import Grid, all_cases, check_coverage  # noqa: E402
+from ablation_ledger import Ledger  # noqa: E402
 from ablation_stats import paired, summarise  # noqa: E402
 
 FAST = ["export.turntable_frames=2", "sgc.sample_steps=2", "visual_prompt.sample_steps=2"]
@@ -37,6 +38,21 @@ def test_paired_difference_is_significant_only_when_its_interval_excludes_zero()
     assert stats["mean"] == pytest.approx(0.75) and stats["seed_std"] == pytest.approx(0.0) and stats["n"] == 18
 
 
+def _not_standard_json(constant: str) -> None:
+    raise AssertionError(f"{constant} in the ledger")
+
+
+def test_the_ledger_is_standard_json_and_a_measure_not_taken_reads_back_as_nan(tmp_path):
+    ledger = Ledger(tmp_path)
+    asset = {"id": "vpcsm__text__s0", "variant": "vpcsm", "seed": 0, "text": 0.75, "overhead": float("nan")}
+    ledger.record(asset, "f00d", {"commit": "abc", "machine": "cpu", "recorded": "2026-12-02"}, None)
+    ledger.save()
+    line = (tmp_path / "assets.jsonl").read_text()
+    assert json.loads(line, parse_constant=_not_standard_json)["overhead"] is None  # readable by jq and JavaScript
+    again = Ledger.open(tmp_path).current("vpcsm__text__s0", "f00d")
+    assert again["text"] == 0.75 and again["overhead"] != again["overhead"]  # NaN again, as the estimate expects
+
+
 @pytest.mark.slow
 def test_quick_grid_on_two_cases_runs_in_pieces_and_reports(tmp_path):
     common = ["--quick", "--quiet", "--cases", "2", "--seeds", "1", "--steps", "2", "--variants", "vpcsm",
@@ -44,6 +60,9 @@ def test_quick_grid_on_two_cases_runs_in_pieces_and_reports(tmp_path):
     argv = [*common, "--out", str(tmp_path / "run"), *FAST]
     piece = ablation.main([*argv, "--limit", "2"])  # a first piece: the first two jobs of the run order
     assert len(piece["assets"]) == 2 and len(piece["missing"]) == 3
+    # the run order keeps a case's variants together: the text case's two variants ran, the style case's three wait
+    assert piece["progress"] == {"vpcsm": {0: (1, 2)}, "vpcsm_texture_fusion": {0: (0, 1)}, "csm": {0: (1, 2)}}
+    assert "| `vpcsm` | 1/2 |" in (tmp_path / "doc" / "ablation.md").read_text()
     results = ablation.main(argv)  # the rest
     ran = [json.loads(line)["id"] for line in (tmp_path / "run" / "runs" / "index.jsonl").read_text().splitlines()]
     assert len(ran) == 3 and set(ran).isdisjoint(a["id"] for a in piece["assets"])  # only the jobs still to do ran
@@ -53,6 +72,9 @@ def test_quick_grid_on_two_cases_runs_in_pieces_and_reports(tmp_path):
     for metric in ("text", "style_all", "agreement", "flip", "floaters", "outside_shape"):
         assert 0.0 <= default[metric]["mean"] <= 1.0
     assert default["unet_calls"]["mean"] > 0
+    # the guidance terms each variant adds: PAG only in VPCSM, and smaller than the classifier term
+    assert 0 < results["terms"]["vpcsm"]["pag_rms"] < results["terms"]["vpcsm"]["classifier_rms"]
+    assert "pag_rms" not in results["terms"]["csm"]
     assert set(results["paired"]) == {"vpcsm_texture_fusion", "csm"}
     assert [c["key"] for c in results["claims"]] == ["csm_vs_sds", "visual_prompt", "pag", "sgc"]
     doc = (tmp_path / "doc" / "ablation.md").read_text()
