@@ -27,6 +27,8 @@ from tv3dg.render.cameras import Cameras
 # name: (case kinds it is scored on, True if higher is better, what it is)
 METRICS = {
     "text": (("text",), True, "text accuracy: share of the 8 views showing every attribute the text names (text-only cases)"),
+    "prompt_all": (("text", "style", "texture"), True, "the text kept, on every case: share of the 8 views showing every "
+                   "attribute the text names (on style and texture cases, its shape)"),
     "style_all": (("style",), True, "style all-three: views with the text's shape and the image's colour and pattern (style cases)"),
     "texture_all": (("texture",), True, "texture all-three: views whose shape, colour and pattern all follow (texture cases)"),
     "agreement": (("text", "style", "texture"), True, "share of the 8 views whose full reading equals the most common one"),
@@ -66,6 +68,7 @@ def asset_metrics(folder: Path, kind: str, row: dict) -> dict[str, float]:
               "overhead": float(row["wall_s"] - metrics["time_s"]) if whole_run else float("nan"),
               "unet_calls": float(metrics["unet"]["calls"])}
     result.update({term: float(metrics["losses"][term]) for term in TERMS if term in metrics["losses"]})
+    result["prompt_all"] = attributes["prompt"]["all"]
     if kind == "text":
         result["text"] = attributes["prompt"]["all"]
     else:
@@ -160,12 +163,12 @@ def paired_table(grid: Grid, assets: list[dict]) -> dict:
 
 CLAIMS = (
     ("csm_vs_sds", "Dropping SDS's difference term and random noise (CSM) gives cleaner, better-aligned results than SDS",
-     (("csm", "sds"), ("csm", "sds_cfg100")), ("text", "style_all", "texture_all", "floaters")),
+     (("csm", "sds"), ("csm", "sds_cfg100")), ("text", "prompt_all", "style_all", "texture_all", "floaters")),
     ("visual_prompt", "VPCSM takes the visual prompt's look (texture and style alignment) while the text keeps the subject",
      (("vpcsm", "vpcsm_texture_fusion"),), ("style_all",)),
-    ("pag", "PAG helps", (("vpcsm", "vpcsm_no_pag"),), ("text", "style_all", "texture_all", "floaters")),
+    ("pag", "PAG helps", (("vpcsm", "vpcsm_no_pag"),), ("text", "prompt_all", "style_all", "texture_all", "floaters")),
     ("sgc", "SGC improves text alignment and geometry", (("vpcsm", "vpcsm_no_sgc"),),
-     ("text", "agreement", "flip", "floaters", "outside_shape", "holes")),
+     ("text", "prompt_all", "agreement", "flip", "floaters", "outside_shape", "holes")),
 )
 MAJORITY = 0.5  # the visual-prompt claim: most views must show the text's shape with the image's look
 

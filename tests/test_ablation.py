@@ -69,7 +69,7 @@ def test_quick_grid_on_two_cases_runs_in_pieces_and_reports(tmp_path):
     assert [c["kind"] for c in results["grid"]["cases"]] == ["text", "style"]
     assert results["missing"] == [] and len(results["assets"]) == results["grid"]["jobs"] == 5  # fusion: style only
     default = results["summary"]["vpcsm"]
-    for metric in ("text", "style_all", "agreement", "flip", "floaters", "outside_shape"):
+    for metric in ("text", "prompt_all", "style_all", "agreement", "flip", "floaters", "outside_shape"):
         assert 0.0 <= default[metric]["mean"] <= 1.0
     assert default["unet_calls"]["mean"] > 0
     # the guidance terms each variant adds: PAG only in VPCSM, and smaller than the classifier term
