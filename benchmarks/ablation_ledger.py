@@ -88,21 +88,27 @@ def key(job: str, fingerprint: str) -> str:
     return f"{job}.{fingerprint}"
 
 
+def read_entries(folder: Path) -> dict[str, dict]:
+    """key(id, fingerprint) -> entry, as assets.jsonl holds them now (None read back as NaN)."""
+    entries = {}
+    path = folder / ASSETS
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                entry = {k: float("nan") if v is None else v for k, v in json.loads(line).items()}
+                entries[key(entry["id"], entry["fingerprint"])] = entry
+    return entries
+
+
 @dataclass
 class Ledger:
     folder: Path
     entries: dict[str, dict] = field(default_factory=dict)  # key(id, fingerprint) -> asset row + provenance
+    recorded: set[str] = field(default_factory=set)  # keys this process recorded (what `save` writes over the file)
 
     @classmethod
     def open(cls, folder: Path) -> "Ledger":
-        entries = {}
-        path = folder / ASSETS
-        if path.exists():
-            for line in path.read_text().splitlines():
-                if line.strip():
-                    entry = {k: float("nan") if v is None else v for k, v in json.loads(line).items()}
-                    entries[key(entry["id"], entry["fingerprint"])] = entry
-        return cls(folder, entries)
+        return cls(folder, read_entries(folder))
 
     def current(self, job: str, fingerprint: str) -> dict | None:
         """The asset row of `job` run with this config, or None."""
@@ -121,6 +127,7 @@ class Ledger:
     def record(self, asset: dict, fingerprint: str, provenance: dict, front: Image.Image | None) -> None:
         """Add or replace one asset (kept in memory until `save`) and write its front view."""
         self.entries[key(asset["id"], fingerprint)] = {**asset, "fingerprint": fingerprint, **provenance}
+        self.recorded.add(key(asset["id"], fingerprint))
         if front is not None:
             (self.folder / FRONT).mkdir(parents=True, exist_ok=True)
             front.save(self.folder / FRONT / f"{key(asset['id'], fingerprint)}.png", optimize=True)
@@ -136,6 +143,8 @@ class Ledger:
                 "stale": self.stale(wanted)}
 
     def save(self) -> None:
-        """Rewrite assets.jsonl whole (atomically), in a stable order."""
+        """Add this process's entries to assets.jsonl as it is now, rewritten whole (atomically) in a
+        stable order: a piece that ran for hours keeps what another process saved meanwhile."""
+        self.entries = {**read_entries(self.folder), **{k: self.entries[k] for k in self.recorded}}
         lines = [json.dumps(without_nan(self.entries[k]), sort_keys=True, allow_nan=False) for k in sorted(self.entries)]
         write_text_atomic(self.folder / ASSETS, "\n".join(lines) + ("\n" if lines else ""))

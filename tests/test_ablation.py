@@ -53,6 +53,16 @@ def test_the_ledger_is_standard_json_and_a_measure_not_taken_reads_back_as_nan(t
     assert again["text"] == 0.75 and again["overhead"] != again["overhead"]  # NaN again, as the estimate expects
 
 
+def test_two_processes_saving_one_ledger_keep_each_others_entries(tmp_path):
+    made = {"commit": "abc", "machine": "cpu", "recorded": "2026-12-02"}
+    long_piece, report_only = Ledger.open(tmp_path), Ledger.open(tmp_path)  # both opened on an empty ledger
+    report_only.record({"id": "csm__text__s0", "text": 1.0}, "f1", made, None)
+    report_only.save()
+    long_piece.record({"id": "vpcsm__text__s0", "text": 0.5}, "f2", made, None)
+    long_piece.save()  # saved last, from a copy that never saw csm's entry
+    assert {e["id"] for e in Ledger.open(tmp_path).entries.values()} == {"csm__text__s0", "vpcsm__text__s0"}
+
+
 @pytest.mark.slow
 def test_quick_grid_on_two_cases_runs_in_pieces_and_reports(tmp_path):
     common = ["--quick", "--quiet", "--cases", "2", "--seeds", "1", "--steps", "2", "--variants", "vpcsm",
