@@ -19,10 +19,12 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 
 from ablation_analysis import (claim_verdicts, collect, full_grid_estimate, paired_table, progress_table, summary_table,
                                term_table)
@@ -60,7 +62,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run_jobs(jobs: Path, runs: Path, args: argparse.Namespace) -> int:
+def batch_command(jobs: Path, runs: Path, args: argparse.Namespace) -> list[str]:
     """`tv3dg batch JOBS --out RUNS ...`; it skips finished jobs and resumes unfinished ones."""
     command = [sys.executable, "-m", "tv3dg.cli", "batch", str(jobs), "--out", str(runs),
                "--cpus-per-job", str(args.cpus_per_job)]
@@ -70,7 +72,27 @@ def run_jobs(jobs: Path, runs: Path, args: argparse.Namespace) -> int:
         command += ["--gpus-per-job", str(args.gpus_per_job)]
     if args.quiet:
         command.append("--quiet")
-    return subprocess.call(command + list(args.overrides))
+    return command + list(args.overrides)
+
+
+def call_forwarding_stops(command: list[str]) -> int:
+    """Run `command` and pass each Ctrl-C or SIGTERM this process gets on to it, then wait for its exit.
+
+    The child gets its own session so that a terminal's Ctrl-C reaches it once, through here, and
+    not twice (a second one would abort its clean-up); and a SIGTERM sent to this script alone (a
+    scheduler, `kill`) still stops the batch, which then writes the index of what finished, so the
+    report below covers it."""
+    child = subprocess.Popen(command, start_new_session=True)
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        child.send_signal(signum)
+
+    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return child.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def to_do(grid: Grid, ledger: Ledger, wanted: dict[str, str], limit: int | None) -> set[str]:
@@ -106,7 +128,8 @@ def main(argv: list[str] | None = None) -> dict:
     made_by = provenance()  # the package commit and the machine, read before any job of this call runs
     code = 0
     if not args.report_only and pending:
-        code = run_jobs(write_jobs(grid, args.out, pending, "jobs_to_do.jsonl"), args.out / "runs", args)
+        jobs = write_jobs(grid, args.out, pending, "jobs_to_do.jsonl")
+        code = call_forwarding_stops(batch_command(jobs, args.out / "runs", args))
     if code != 0:
         print(f"tv3dg batch exited with {code}; reporting the jobs that finished", file=sys.stderr)
     assets, missing = collect(grid, args.out / "runs", ledger, configs, wanted, made_by)

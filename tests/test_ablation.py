@@ -1,7 +1,11 @@
 """The ablation benchmark end to end: the quick grid on two cases, a few steps, through `tv3dg batch`."""
 
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -61,6 +65,50 @@ def test_two_processes_saving_one_ledger_keep_each_others_entries(tmp_path):
     long_piece.record({"id": "vpcsm__text__s0", "text": 0.5}, "f2", made, None)
     long_piece.save()  # saved last, from a copy that never saw csm's entry
     assert {e["id"] for e in Ledger.open(tmp_path).entries.values()} == {"csm__text__s0", "vpcsm__text__s0"}
+
+
+# A stand-in for `tv3dg batch`: logs each stop signal it gets, then exits 130 as the batch does.
+CHILD = """
+import signal, sys, time
+from pathlib import Path
+log = Path(sys.argv[1])
+def note(signum, frame):
+    with log.open("a") as f:
+        f.write(signal.Signals(signum).name + "\\n")
+signal.signal(signal.SIGINT, note)
+signal.signal(signal.SIGTERM, note)
+log.with_suffix(".ready").touch()
+while not log.exists():
+    time.sleep(0.05)
+time.sleep(1.0)  # time for a second, duplicated signal to arrive
+sys.exit(130)
+"""
+
+# The ablation script's side: run the child through call_forwarding_stops and print its exit code.
+DRIVER = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from ablation import call_forwarding_stops
+print(call_forwarding_stops([sys.executable, "-c", sys.argv[2], sys.argv[3]]))
+"""
+
+
+@pytest.mark.parametrize("how", ["kill -TERM of the script alone", "Ctrl-C in its terminal"])
+def test_a_stop_sent_to_the_ablation_script_reaches_its_batch_exactly_once(tmp_path, how):
+    log = tmp_path / "signals.log"
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(Path(ablation.__file__).parent), CHILD, str(log)],
+                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not log.with_suffix(".ready").exists():
+        assert time.monotonic() < deadline and driver.poll() is None, "the child never started"
+        time.sleep(0.05)
+    if how.startswith("kill"):
+        driver.send_signal(signal.SIGTERM)
+    else:
+        os.killpg(driver.pid, signal.SIGINT)  # a terminal signals its whole foreground process group
+    out, _ = driver.communicate(timeout=60)
+    assert driver.returncode == 0 and out.strip() == "130"  # the script lives on to report
+    assert log.read_text().split() == ["SIGTERM" if how.startswith("kill") else "SIGINT"]
 
 
 @pytest.mark.slow
