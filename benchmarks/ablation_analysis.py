@@ -162,8 +162,9 @@ def paired_table(grid: Grid, assets: list[dict]) -> dict:
 
 
 CLAIMS = (
+    # csd keeps the classifier term but draws random noise: against it, csm shows what the inverted noise alone does.
     ("csm_vs_sds", "Dropping SDS's difference term and random noise (CSM) gives cleaner, better-aligned results than SDS",
-     (("csm", "sds"), ("csm", "sds_cfg100")), ("text", "prompt_all", "style_all", "texture_all", "floaters")),
+     (("csm", "sds"), ("csm", "sds_cfg100"), ("csm", "csd")), ("text", "prompt_all", "style_all", "texture_all", "floaters")),
     ("visual_prompt", "VPCSM takes the visual prompt's look (texture and style alignment) while the text keeps the subject",
      (("vpcsm", "vpcsm_texture_fusion"),), ("style_all",)),
     ("pag", "PAG helps", (("vpcsm", "vpcsm_no_pag"),), ("text", "prompt_all", "style_all", "texture_all", "floaters")),
