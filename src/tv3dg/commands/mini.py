@@ -24,8 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--run-dir", default=DEFAULT_RUN_DIR, help=f"folder for checkpoints and logs (default {DEFAULT_RUN_DIR})")
     train.add_argument("--max-minutes", type=float, default=None, help="stop after this long; run again to resume")
     train.add_argument("--stage", dest="stages", action="append", default=None, metavar="NAME",
-                       help="run only this stage (repeatable): pool, vae, classifier, shape_prior, prior")
+                       help="run only this stage (repeatable): pool, vae, classifier, shape_prior, prior "
+                            "(world 2: pool, view_pool, vae, classifier, shape_prior)")
     train.add_argument("--no-export", action="store_true", help="do not copy the finished weights into the package")
+    train.add_argument("--world", type=int, choices=(1, 2), default=1,
+                       help="1: the shipped 32 px world; 2: world 2 (64 px, objects with a front), trained stage by "
+                            "stage, each stage's weights written into the package when it finishes")
     add_overrides(train, "prior_steps=20000 vae_kl_weight=1e-6")
     train.set_defaults(func=run_train)
 
@@ -53,17 +57,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> None:
     from tv3dg.config import from_dict, merge_overrides
-    from tv3dg.priors.mini.export import export_weights
     from tv3dg.errors import UserError
-    from tv3dg.priors.mini.training import STAGES, MiniTrainConfig, train
+    from tv3dg.priors.mini.training import STAGES, WORLD1_PLAN, MiniTrainConfig, train
 
-    config = from_dict(MiniTrainConfig, merge_overrides({}, args.overrides))
-    unknown = [s for s in args.stages or () if s not in STAGES]
+    if args.world == 2:
+        from tv3dg.priors.mini2.training import WORLD2_PLAN as plan, Mini2TrainConfig as config_class
+    else:
+        plan, config_class = WORLD1_PLAN, MiniTrainConfig
+    config = from_dict(config_class, merge_overrides({}, args.overrides))
+    unknown = [s for s in args.stages or () if s not in plan.order]
     if unknown:
-        raise UserError(f"unknown stage '{unknown[0]}'; choose from {', '.join(STAGES)}")
+        raise UserError(f"unknown stage '{unknown[0]}'; choose from {', '.join(plan.order)}")
     run_dir = Path(args.run_dir)
-    stages = tuple(args.stages) if args.stages else STAGES
-    if train(run_dir, config, args.max_minutes, stages) and stages == STAGES and not args.no_export:
+    stages = tuple(args.stages) if args.stages else plan.order
+    if train(run_dir, config, args.max_minutes, stages, plan) and args.world == 1 and stages == STAGES and not args.no_export:
+        from tv3dg.priors.mini.export import export_weights
+
         error = export_weights(run_dir)
         print(f"exported the mini weights into the package (reload error {error:.2e})")
 

@@ -62,10 +62,10 @@ def build_image_encoder() -> CLIPVisionModelWithProjection:
     return CLIPVisionModelWithProjection(config)
 
 
-def build_image_processor() -> CLIPImageProcessor:
+def build_image_processor(size: int = IMAGE_SIZE) -> CLIPImageProcessor:
     return CLIPImageProcessor(
-        do_resize=True, size={"shortest_edge": IMAGE_SIZE}, do_center_crop=True,
-        crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, do_rescale=True, rescale_factor=1 / 255,
+        do_resize=True, size={"shortest_edge": size}, do_center_crop=True,
+        crop_size={"height": size, "width": size}, do_rescale=True, rescale_factor=1 / 255,
         do_normalize=True, image_mean=list(IMAGE_MEAN), image_std=list(IMAGE_STD), do_convert_rgb=True,
     )
 

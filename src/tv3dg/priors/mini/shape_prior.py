@@ -8,12 +8,16 @@ nearest true surface point. An attribute the caption does not name yields the le
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tv3dg.priors.mini.captions import parse_caption
+from tv3dg.priors.mini.lr import cosine_lr
 from tv3dg.priors.mini.module_io import load_module, save_module
 from tv3dg.priors.mini.paths import MINI_SHAPE_PRIOR
 from tv3dg.priors.mini.world import BOUND_RADIUS, COLOUR_NAMES, PATTERNS, SHAPES, shape_sdf, surface_albedo
@@ -33,11 +37,12 @@ class ShapePrior(nn.Module):
     drawn, since each seed is decoded independently.
     """
 
-    def __init__(self, width: int = 128):
+    def __init__(self, width: int = 128, counts: tuple[int, int, int] = (len(SHAPES), len(COLOUR_NAMES), len(PATTERNS))):
         super().__init__()
-        self.shape_embed = nn.Embedding(len(SHAPES) + 1, width)
-        self.colour_embed = nn.Embedding(len(COLOUR_NAMES) + 1, width)
-        self.pattern_embed = nn.Embedding(len(PATTERNS) + 1, width)
+        self.counts = counts
+        self.shape_embed = nn.Embedding(counts[0] + 1, width)
+        self.colour_embed = nn.Embedding(counts[1] + 1, width)
+        self.pattern_embed = nn.Embedding(counts[2] + 1, width)
         self.seed_in = nn.Linear(3, width)
         self.mlp = nn.Sequential(nn.SiLU(), nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU(), nn.Linear(width, 6))
 
@@ -56,16 +61,16 @@ class ShapePrior(nn.Module):
         return xyz[0], rgb[0]
 
 
-def surface_points(shape: int, count: int, generator: torch.Generator) -> Tensor:
+def surface_points(shape: int, count: int, generator: torch.Generator, sdf: Callable[[int, Tensor], Tensor] = shape_sdf) -> Tensor:
     """About-uniform samples on a shape's surface: near-surface points projected along the SDF gradient."""
     kept = []
     total = 0
     while total < count:
         p = (torch.rand(count * 8, 3, generator=generator) * 2 - 1) * BOUND_RADIUS
-        p = p[shape_sdf(shape, p).abs() < 0.04]
+        p = p[sdf(shape, p).abs() < 0.04]
         for _ in range(3):
             p = p.detach().requires_grad_(True)
-            d = shape_sdf(shape, p)
+            d = sdf(shape, p)
             (grad,) = torch.autograd.grad(d.sum(), p)
             p = p - d.unsqueeze(-1) * torch.nn.functional.normalize(grad, dim=-1)
         kept.append(p.detach())
@@ -92,3 +97,45 @@ def target_albedo(colour: Tensor, pattern: Tensor, points: Tensor) -> Tensor:
     """Albedo of surface points [B, N, 3] for per-object colour/pattern indices [B]."""
     b, n, _ = points.shape
     return surface_albedo(colour.repeat_interleave(n), pattern.repeat_interleave(n), points.reshape(-1, 3)).reshape(b, n, 3)
+
+
+@dataclass(frozen=True)
+class ShapePriorSchedule:
+    steps: int
+    lr: float
+    batch: int
+    unknown_prob: float  # how often an attribute is hidden, so that unnamed ones get a learned average
+
+
+def shape_prior_train_step(
+    model: ShapePrior, optimizer: torch.optim.Optimizer, schedule: ShapePriorSchedule, surfaces: Tensor,
+    albedo: Callable[[Tensor, Tensor, Tensor], Tensor],
+) -> Callable[[int, torch.Generator], float]:
+    """One optimisation step of the shape prior: Chamfer to a shape's surface samples
+    `surfaces` [shapes, M, 3] plus the colour of the nearest true point, `albedo(colour, pattern, points)`."""
+    n_shapes, n_colours, n_patterns = model.counts
+
+    def train_step(step: int, generator: torch.Generator) -> float:
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_lr(schedule.lr, step, schedule.steps)
+        b = schedule.batch
+        shape = torch.randint(n_shapes, (b,), generator=generator)
+        colour = torch.randint(n_colours, (b,), generator=generator)
+        pattern = torch.randint(n_patterns, (b,), generator=generator)
+        unknown = torch.rand(b, 3, generator=generator) < schedule.unknown_prob
+        inputs = [
+            torch.where(unknown[:, 0], n_shapes, shape),
+            torch.where(unknown[:, 1], n_colours, colour),
+            torch.where(unknown[:, 2], n_patterns, pattern),
+        ]
+        target = surfaces[shape][:, torch.randint(surfaces.shape[1], (TRAIN_POINTS,), generator=generator)]
+        xyz, rgb = model(sphere_seeds(b * TRAIN_POINTS, generator).reshape(b, TRAIN_POINTS, 3), *inputs)
+        nearest = torch.cdist(xyz.detach(), target).argmin(dim=2)
+        target_rgb = albedo(colour, pattern, torch.gather(target, 1, nearest.unsqueeze(-1).expand(-1, -1, 3)))
+        loss = chamfer(xyz, target).mean() + F.mse_loss(rgb, target_rgb)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return train_step

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -26,11 +25,12 @@ from tv3dg.priors.camera_conditioning import camera_features
 from tv3dg.priors.mini.architecture import IMAGE_EMBED_DIM, IMAGE_SIZE, build_image_encoder, image_encoder_input, build_text_encoder, build_train_scheduler, build_unet, build_vae
 from tv3dg.priors.mini.captions import caption
 from tv3dg.priors.mini.checkpoint import load_training_state, save_training_state
+from tv3dg.priors.mini.lr import cosine_lr
 from tv3dg.priors.mini.classifier import AttributeClassifier, augment, save_classifier
 from tv3dg.priors.mini.data import AppearancePartners, load_pool, render_pool, save_pool
 from tv3dg.priors.ip_adapter import attach_ip_adapter
 from tv3dg.priors.mini.ip_adapter import initial_ip_adapter_state
-from tv3dg.priors.mini.shape_prior import TRAIN_POINTS, ShapePrior, chamfer, sphere_seeds, save_shape_prior, surface_points, target_albedo
+from tv3dg.priors.mini.shape_prior import ShapePrior, ShapePriorSchedule, save_shape_prior, shape_prior_train_step, surface_points, target_albedo
 from tv3dg.priors.mini.tokenizer import MAX_LENGTH, save_tokenizer
 from tv3dg.priors.mini.world import COLOUR_NAMES, PATTERNS, SHAPES
 
@@ -97,18 +97,11 @@ class StageClock:
         self.started = self.last_save = now
 
 
-def cosine_lr(base: float, step: int, steps: int, warmup: int = 50) -> float:
-    """Linear warm-up, then cosine decay to zero: a pure function of the step (resumable)."""
-    if step < warmup:
-        return base * (step + 1) / warmup
-    return base * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(steps - warmup, 1)))
-
-
-def _log(message: str) -> None:
+def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def _done_marker(run_dir: Path, stage: str) -> Path:
+def done_marker(run_dir: Path, stage: str) -> Path:
     return run_dir / f"{stage}.done"
 
 
@@ -117,20 +110,24 @@ def stage_pool(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> boo
     return True
 
 
-def _run_loop(
-    run_dir: Path, stage: str, config: MiniTrainConfig, clock: StageClock, steps: int,
-    modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer, train_step: Callable[[int, torch.Generator], float],
+def run_loop(
+    run_dir: Path, stage: str, clock: StageClock, steps: int, modules: dict[str, torch.nn.Module],
+    optimizer: torch.optim.Optimizer, train_step: Callable[[int, torch.Generator], float],
+    generator: Callable[[int], torch.Generator],
 ) -> bool:
-    """The shared resumable loop: restore, step until done or out of time, checkpoint."""
+    """The resumable loop every stage shares: restore, step until done or out of time, checkpoint.
+
+    `generator(step)` is the random source of a step, so a resumed run repeats an uninterrupted one.
+    """
     state_path = run_dir / f"{stage}_state.safetensors"
     start = load_training_state(state_path, modules, optimizer)
-    _log(f"{stage}: from step {start} of {steps}")
+    log(f"{stage}: from step {start} of {steps}")
     running = None
     for step in range(start, steps):
-        loss = train_step(step, step_generator(config, stage, step))
+        loss = train_step(step, generator(step))
         running = loss if running is None else 0.98 * running + 0.02 * loss
         if (step + 1) % 50 == 0:
-            _log(f"{stage}: step {step + 1}/{steps} loss {running:.4f}")
+            log(f"{stage}: step {step + 1}/{steps} loss {running:.4f}")
         if step + 1 == steps or clock.due() or clock.expired():
             save_training_state(state_path, modules, optimizer, step + 1)
             clock.record()
@@ -159,7 +156,8 @@ def stage_vae(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bool
         optimizer.step()
         return loss.item()
 
-    if not _run_loop(run_dir, "vae", config, clock, config.vae_steps, {"vae": vae}, optimizer, train_step):
+    if not run_loop(run_dir, "vae", clock, config.vae_steps, {"vae": vae}, optimizer, train_step,
+                    lambda step: step_generator(config, "vae", step)):
         return False
     vae.eval()
     with torch.no_grad():
@@ -167,7 +165,7 @@ def stage_vae(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bool
     scaling = 1.0 / float(latents.std())
     with atomic_path(run_dir / "latents.safetensors") as tmp:
         save_file({"latents": latents.contiguous(), "scaling_factor": torch.tensor(scaling)}, str(tmp))
-    _log(f"vae: latent std {1 / scaling:.4f}, scaling_factor {scaling:.4f}")
+    log(f"vae: latent std {1 / scaling:.4f}, scaling_factor {scaling:.4f}")
     return True
 
 
@@ -189,7 +187,8 @@ def stage_classifier(run_dir: Path, config: MiniTrainConfig, clock: StageClock) 
         optimizer.step()
         return loss.item()
 
-    if not _run_loop(run_dir, "classifier", config, clock, config.classifier_steps, {"classifier": model}, optimizer, train_step):
+    if not run_loop(run_dir, "classifier", clock, config.classifier_steps, {"classifier": model}, optimizer, train_step,
+                    lambda step: step_generator(config, "classifier", step)):
         return False
     save_classifier(model.eval(), run_dir / "classifier.safetensors")
     return True
@@ -201,31 +200,10 @@ def stage_shape_prior(run_dir: Path, config: MiniTrainConfig, clock: StageClock)
     surfaces = torch.stack([surface_points(s, 2048, generator) for s in range(len(SHAPES))])
     model = ShapePrior()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.shape_prior_lr)
-
-    def train_step(step: int, generator: torch.Generator) -> float:
-        for group in optimizer.param_groups:
-            group["lr"] = cosine_lr(config.shape_prior_lr, step, config.shape_prior_steps)
-        b = config.shape_prior_batch
-        shape = torch.randint(len(SHAPES), (b,), generator=generator)
-        colour = torch.randint(len(COLOUR_NAMES), (b,), generator=generator)
-        pattern = torch.randint(len(PATTERNS), (b,), generator=generator)
-        unknown = torch.rand(b, 3, generator=generator) < config.shape_prior_unknown_prob
-        inputs = [
-            torch.where(unknown[:, 0], len(SHAPES), shape),
-            torch.where(unknown[:, 1], len(COLOUR_NAMES), colour),
-            torch.where(unknown[:, 2], len(PATTERNS), pattern),
-        ]
-        target = surfaces[shape][:, torch.randint(surfaces.shape[1], (TRAIN_POINTS,), generator=generator)]
-        xyz, rgb = model(sphere_seeds(b * TRAIN_POINTS, generator).reshape(b, TRAIN_POINTS, 3), *inputs)
-        nearest = torch.cdist(xyz.detach(), target).argmin(dim=2)
-        target_rgb = target_albedo(colour, pattern, torch.gather(target, 1, nearest.unsqueeze(-1).expand(-1, -1, 3)))
-        loss = chamfer(xyz, target).mean() + F.mse_loss(rgb, target_rgb)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        return loss.item()
-
-    if not _run_loop(run_dir, "shape_prior", config, clock, config.shape_prior_steps, {"shape_prior": model}, optimizer, train_step):
+    schedule = ShapePriorSchedule(config.shape_prior_steps, config.shape_prior_lr, config.shape_prior_batch, config.shape_prior_unknown_prob)
+    train_step = shape_prior_train_step(model, optimizer, schedule, surfaces, target_albedo)
+    if not run_loop(run_dir, "shape_prior", clock, config.shape_prior_steps, {"shape_prior": model}, optimizer, train_step,
+                    lambda step: step_generator(config, "shape_prior", step)):
         return False
     save_shape_prior(model.eval(), run_dir / "shape_prior.safetensors")
     return True
@@ -312,7 +290,8 @@ def stage_prior(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bo
                 e.lerp_(p, 1 - config.ema_decay)
         return loss.item()
 
-    return _run_loop(run_dir, "prior", config, clock, config.prior_steps, {"model": model, "ema": ema}, optimizer, train_step)
+    return run_loop(run_dir, "prior", clock, config.prior_steps, {"model": model, "ema": ema}, optimizer, train_step,
+                    lambda step: step_generator(config, "prior", step))
 
 
 STAGE_FUNCTIONS = {"pool": stage_pool, "vae": stage_vae, "classifier": stage_classifier, "shape_prior": stage_shape_prior, "prior": stage_prior}
@@ -320,28 +299,43 @@ STAGE_FUNCTIONS = {"pool": stage_pool, "vae": stage_vae, "classifier": stage_cla
 
 STAGE_INPUTS = {"pool": (), "vae": ("pool",), "classifier": ("pool",), "shape_prior": (), "prior": ("pool", "vae")}
 
+StageFunction = Callable[[Path, object, StageClock], bool]
 
-def train(run_dir: Path, config: MiniTrainConfig, max_minutes: float | None = None, stages: tuple[str, ...] = STAGES) -> bool:
-    """Run (or resume) `stages` in order; True when they are all done.
+
+@dataclass(frozen=True)
+class StagePlan:
+    """A world's stages: their order, what each runs, and which stages each needs done first."""
+
+    order: tuple[str, ...]
+    functions: dict[str, StageFunction]
+    inputs: dict[str, tuple[str, ...]]
+
+
+WORLD1_PLAN = StagePlan(STAGES, STAGE_FUNCTIONS, STAGE_INPUTS)
+
+
+def train(run_dir: Path, config: MiniTrainConfig, max_minutes: float | None = None, stages: tuple[str, ...] = STAGES,
+          plan: StagePlan = WORLD1_PLAN) -> bool:
+    """Run (or resume) `stages` in the plan's order; True when they are all done.
 
     A subset can run in a second process beside the first (e.g. the classifier while the prior
     trains), as long as the stages it needs are done and no other process runs the same stage.
     """
     for stage in stages:
-        missing = [s for s in STAGE_INPUTS[stage] if s not in stages and not _done_marker(run_dir, s).is_file()]
+        missing = [s for s in plan.inputs[stage] if s not in stages and not done_marker(run_dir, s).is_file()]
         if missing:
             raise UserError(f"stage '{stage}' needs stage '{missing[0]}' first; run it or leave out --stage")
     torch.set_num_threads(config.threads)
     run_dir.mkdir(parents=True, exist_ok=True)
     deadline = time.time() + (max_minutes * 60 if max_minutes is not None else float("inf"))
-    for stage in [s for s in STAGES if s in stages]:
-        if _done_marker(run_dir, stage).is_file():
+    for stage in [s for s in plan.order if s in stages]:
+        if done_marker(run_dir, stage).is_file():
             continue
         clock = StageClock(run_dir, stage, deadline, config.checkpoint_minutes)
-        _log(f"stage {stage}")
-        if not STAGE_FUNCTIONS[stage](run_dir, config, clock):
-            _log(f"stopped in stage {stage} (time limit); run again to resume")
+        log(f"stage {stage}")
+        if not plan.functions[stage](run_dir, config, clock):
+            log(f"stopped in stage {stage} (time limit); run again to resume")
             return False
         clock.record()
-        write_text_atomic(_done_marker(run_dir, stage), "done\n")
+        write_text_atomic(done_marker(run_dir, stage), "done\n")
     return True

@@ -12,6 +12,7 @@ the surface (0 where empty), all supersampled and box-filtered to the output siz
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -140,8 +141,9 @@ def shade(albedo: Tensor, normals: Tensor) -> Tensor:
     return (albedo * (0.42 + 0.5 * key + 0.22 * fill).unsqueeze(-1)).clamp(0, 1)
 
 
-def _sphere_trace(shape: int, origins: Tensor, dirs: Tensor, steps: int = 64, tolerance: float = 2e-4) -> tuple[Tensor, Tensor]:
-    """Ray distance and hit mask for rays [N, 3] against one shape (starting at the bound sphere)."""
+def sphere_trace(sdf: Callable[[Tensor], Tensor], origins: Tensor, dirs: Tensor, steps: int = 64,
+                 tolerance: float = 2e-4) -> tuple[Tensor, Tensor]:
+    """Ray distance and hit mask for rays [N, 3] against `sdf` (starting at the bound sphere)."""
     b = (origins * dirs).sum(-1)
     c = (origins * origins).sum(-1) - BOUND_RADIUS**2
     disc = b * b - c
@@ -154,7 +156,7 @@ def _sphere_trace(shape: int, origins: Tensor, dirs: Tensor, steps: int = 64, to
         if not bool(active.any()):
             break
         idx = active.nonzero().squeeze(-1)
-        d = shape_sdf(shape, origins[idx] + t[idx, None] * dirs[idx])
+        d = sdf(origins[idx] + t[idx, None] * dirs[idx])
         t[idx] = t[idx] + d
         now_hit = d < tolerance
         hit[idx] = hit[idx] | now_hit
@@ -162,19 +164,24 @@ def _sphere_trace(shape: int, origins: Tensor, dirs: Tensor, steps: int = 64, to
     return t, hit
 
 
-def _normals(shape: int, points: Tensor, eps: float = 1e-3) -> Tensor:
+def sdf_normals(sdf: Callable[[Tensor], Tensor], points: Tensor, eps: float = 1e-3) -> Tensor:
+    """Unit normals at points [N, 3] from central differences of `sdf`."""
     offsets = torch.eye(3) * eps
-    grad = torch.stack(
-        [shape_sdf(shape, points + o) - shape_sdf(shape, points - o) for o in offsets], dim=-1
-    )
+    grad = torch.stack([sdf(points + o) - sdf(points - o) for o in offsets], dim=-1)
     return F.normalize(grad, dim=-1)
 
 
-def render_objects(objects: list[WorldObject], cameras: Cameras, supersample: int = 3) -> WorldRender:
-    """Render one object per camera (len(objects) == len(cameras)) at the cameras' image size."""
-    if len(objects) != len(cameras):
-        raise ValueError(f"{len(objects)} objects for {len(cameras)} cameras")
-    cams = cameras.to("cpu", torch.float32)
+@dataclass
+class CameraRays:
+    """One ray per supersampled pixel of each camera."""
+
+    origins: Tensor  # [B, P, 3] camera centres
+    dirs: Tensor  # [B, P, 3] unit directions in the world
+    z_scale: Tensor  # [B, P] ray distance per unit of camera-frame depth
+
+
+def supersampled_rays(cams: Cameras, supersample: int) -> CameraRays:
+    """Rays through a `supersample` x `supersample` grid inside every pixel (row-major)."""
     batch, height, width = len(cams), cams.height, cams.width
     hs, ws = height * supersample, width * supersample
     jj, ii = torch.meshgrid(torch.arange(ws) + 0.5, torch.arange(hs) + 0.5, indexing="xy")
@@ -186,8 +193,18 @@ def render_objects(objects: list[WorldObject], cameras: Cameras, supersample: in
     )  # [B, P, 3]
     rot = cams.world_to_cam[:, :3, :3]
     dirs = F.normalize(dirs_cam @ rot, dim=-1)  # row vectors: R^T d
-    origins = cams.centers[:, None, :].expand_as(dirs)
-    z_scale = dirs_cam.norm(dim=-1)  # ray distance / camera z for the unnormalised direction
+    return CameraRays(cams.centers[:, None, :].expand_as(dirs), dirs, dirs_cam.norm(dim=-1))
+
+
+def render_objects(objects: list[WorldObject], cameras: Cameras, supersample: int = 3) -> WorldRender:
+    """Render one object per camera (len(objects) == len(cameras)) at the cameras' image size."""
+    if len(objects) != len(cameras):
+        raise ValueError(f"{len(objects)} objects for {len(cameras)} cameras")
+    cams = cameras.to("cpu", torch.float32)
+    batch, height, width = len(cams), cams.height, cams.width
+    hs, ws = height * supersample, width * supersample
+    rays = supersampled_rays(cams, supersample)
+    origins, dirs, z_scale = rays.origins, rays.dirs, rays.z_scale
 
     colour = torch.zeros(batch, dirs.shape[1], 3)
     alpha = torch.zeros(batch, dirs.shape[1])
@@ -197,12 +214,15 @@ def render_objects(objects: list[WorldObject], cameras: Cameras, supersample: in
         rows = (shapes == shape).nonzero().squeeze(-1)
         o = origins[rows].reshape(-1, 3)
         d = dirs[rows].reshape(-1, 3)
-        t, hit = _sphere_trace(shape, o, d)
+        def sdf(p: Tensor, shape: int = shape) -> Tensor:
+            return shape_sdf(shape, p)
+
+        t, hit = sphere_trace(sdf, o, d)
         points = o[hit] + t[hit, None] * d[hit]
         per_ray_obj = rows.repeat_interleave(dirs.shape[1])[hit]
         col_idx = torch.tensor([objects[i].colour for i in per_ray_obj.tolist()], dtype=torch.long)
         pat_idx = torch.tensor([objects[i].pattern for i in per_ray_obj.tolist()], dtype=torch.long)
-        shaded = shade(surface_albedo(col_idx, pat_idx, points), _normals(shape, points))
+        shaded = shade(surface_albedo(col_idx, pat_idx, points), sdf_normals(sdf, points))
         flat_colour = torch.zeros(o.shape[0], 3)
         flat_colour[hit] = shaded
         flat_depth = torch.zeros(o.shape[0])

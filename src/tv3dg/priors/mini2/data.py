@@ -1,0 +1,71 @@
+"""The render pools of world 2: photos for the prior, views from everywhere for the classifier.
+
+The prior learns from a photo-like pool (cameras biased to the front, `photo_cameras`); the
+measuring classifier from a second pool whose cameras cover the orbit evenly, so that it reads
+back views as well as front ones. Each pool is a pure function of its seed, rendered once per
+training run and kept in the run folder (a few hundred MB: too large to ship or commit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from tv3dg.atomic import atomic_path
+from tv3dg.render.cameras import Cameras
+from tv3dg.priors.mini2.world import WorldObject, random_objects, render_objects
+
+
+@dataclass
+class RenderPool:
+    images: Tensor  # [N, 3, H, W] uint8
+    attributes: Tensor  # [N, 5] long: shape, colour, pattern, material, size
+    emblem_px: Tensor  # [N] output pixels covered by the eyes
+    elevation_deg: Tensor  # [N]
+    azimuth_deg: Tensor  # [N]
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def float_images(self, index: Tensor) -> Tensor:
+        return self.images[index].float() / 255.0
+
+    def objects(self, index: Tensor) -> list[WorldObject]:
+        return [WorldObject(*row) for row in self.attributes[index].tolist()]
+
+
+CameraSampler = Callable[[int, int, torch.Generator], Cameras]
+
+
+def render_pool(count: int, size: int, seed: int, cameras: CameraSampler, chunk: int = 256,
+                progress: Callable[[int], None] | None = None) -> RenderPool:
+    """`count` random objects at cameras drawn by `cameras` (deterministic in `seed`)."""
+    generator = torch.Generator().manual_seed(seed)
+    parts: dict[str, list[Tensor]] = {k: [] for k in ("images", "attributes", "emblem_px", "elevation_deg", "azimuth_deg")}
+    for start in range(0, count, chunk):
+        n = min(chunk, count - start)
+        objects = random_objects(n, generator)
+        views = cameras(n, size, generator)
+        render = render_objects(objects, views)
+        parts["images"].append((render.rgb * 255).round().to(torch.uint8))
+        parts["attributes"].append(torch.tensor([o.as_row() for o in objects]))
+        parts["emblem_px"].append(render.emblem_pixels())
+        parts["elevation_deg"].append(views.elevation_deg)
+        parts["azimuth_deg"].append(views.azimuth_deg)
+        if progress is not None:
+            progress(start + n)
+    return RenderPool(**{k: torch.cat(v) for k, v in parts.items()})
+
+
+def save_pool(pool: RenderPool, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in vars(pool).items()}, str(tmp))
+
+
+def load_pool(path: Path) -> RenderPool:
+    return RenderPool(**load_file(str(path)))
