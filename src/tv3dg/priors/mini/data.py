@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from tv3dg.atomic import atomic_path
-from tv3dg.priors.mini.world import COLOUR_NAMES, PATTERNS, WorldObject, random_cameras, random_objects, render_objects
+from tv3dg.priors.mini.world import WorldObject, random_cameras, random_objects, render_objects
 
 
 @dataclass
@@ -67,10 +67,11 @@ class AppearancePartners:
     """For each pool image, other images with the same colour and pattern (style-alignment pairs)."""
 
     def __init__(self, pool: RenderPool):
+        """`pool.attributes` columns 0-2 are shape, colour and pattern (any world's pool)."""
         self.pool = pool
-        appearance = pool.attributes[:, 1] * len(PATTERNS) + pool.attributes[:, 2]
-        self.groups = [torch.nonzero(appearance == a).squeeze(-1) for a in range(len(COLOUR_NAMES) * len(PATTERNS))]
-        self.appearance = appearance
+        colour_pattern = pool.attributes[:, 1:3]
+        kinds, self.appearance = torch.unique(colour_pattern, dim=0, return_inverse=True)
+        self.groups = [torch.nonzero(self.appearance == a).squeeze(-1) for a in range(len(kinds))]
 
     def sample(self, index: Tensor, same_shape_prob: float, generator: torch.Generator) -> Tensor:
         """A partner per index: same colour+pattern; a different shape unless drawn otherwise."""

@@ -25,8 +25,8 @@ def _byte_symbols() -> list[str]:
     return [chr(b) if b in printable else chr(next(extra)) for b in range(256)]
 
 
-def _make_tokenizer(vocab: dict[str, int], merges: list[str]) -> CLIPTokenizer:
-    return CLIPTokenizer(vocab=vocab, merges=[tuple(m.split(" ")) for m in merges], model_max_length=MAX_LENGTH, pad_token=EOS)
+def _make_tokenizer(vocab: dict[str, int], merges: list[str], max_length: int = MAX_LENGTH) -> CLIPTokenizer:
+    return CLIPTokenizer(vocab=vocab, merges=[tuple(m.split(" ")) for m in merges], model_max_length=max_length, pad_token=EOS)
 
 
 def _vocab_and_merges(words: list[str]) -> tuple[dict[str, int], list[str]]:
@@ -62,11 +62,16 @@ def _vocab_and_merges(words: list[str]) -> tuple[dict[str, int], list[str]]:
     raise RuntimeError("tokenizer merges did not converge")
 
 
-def save_tokenizer(directory: str | Path) -> CLIPTokenizer:
-    """Write the tokenizer files to `directory` (save_pretrained layout) and return it loaded."""
-    vocab, merges = _vocab_and_merges(vocabulary())
+def save_tokenizer(directory: str | Path, words: list[str] | None = None, max_length: int = MAX_LENGTH) -> CLIPTokenizer:
+    """Write the tokenizer files to `directory` (save_pretrained layout) and return it loaded.
+
+    `words` (default: world 1's vocabulary) each become one token; words with digits ("3d")
+    stay byte pieces, since CLIP's pre-tokenizer splits digits from letters before any merge.
+    """
+    words = [w for w in (vocabulary() if words is None else words) if w.isalpha()]
+    vocab, merges = _vocab_and_merges(words)
     with tempfile.TemporaryDirectory() as tmp:
-        tokenizer = _make_tokenizer(vocab, merges)
+        tokenizer = _make_tokenizer(vocab, merges, max_length)
         tokenizer.save_pretrained(tmp)
         (Path(tmp) / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
         (Path(tmp) / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")

@@ -17,12 +17,14 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
+from diffusers import UNet2DConditionModel
 from torch import Tensor
+from transformers import CLIPVisionModelWithProjection
 
 from tv3dg.atomic import atomic_path, write_text_atomic
 from tv3dg.errors import UserError
 from tv3dg.priors.camera_conditioning import camera_features
-from tv3dg.priors.mini.architecture import IMAGE_EMBED_DIM, IMAGE_SIZE, build_image_encoder, image_encoder_input, build_text_encoder, build_train_scheduler, build_unet, build_vae
+from tv3dg.priors.mini.architecture import IMAGE_SIZE, build_image_encoder, image_encoder_input, build_text_encoder, build_train_scheduler, build_unet, build_vae
 from tv3dg.priors.mini.captions import caption
 from tv3dg.priors.mini.checkpoint import load_training_state, save_training_state
 from tv3dg.priors.mini.lr import cosine_lr
@@ -222,21 +224,22 @@ class PriorModules(torch.nn.Module):
     role CLIP's text-aligned embedding plays for a real IP-Adapter.
     """
 
-    def __init__(self, tokenizer):
+    def __init__(self, tokenizer, unet: UNet2DConditionModel | None = None, image_encoder: CLIPVisionModelWithProjection | None = None,
+                 appearance: tuple[int, int] = (len(COLOUR_NAMES), len(PATTERNS))):
         super().__init__()
-        self.unet = build_unet()
+        self.unet = build_unet() if unet is None else unet
         attach_ip_adapter(self.unet, initial_ip_adapter_state(self.unet))
         projection = self.unet.encoder_hid_proj.image_projection_layers[0]
         projection.image_embeds.bias.requires_grad_(False)
         projection.norm.bias.requires_grad_(False)
-        self.text_encoder = build_text_encoder(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id, MAX_LENGTH)
-        self.image_encoder = build_image_encoder()
-        self.appearance_head = torch.nn.Linear(IMAGE_EMBED_DIM, len(COLOUR_NAMES) + len(PATTERNS))
+        self.text_encoder = build_text_encoder(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.model_max_length)
+        self.image_encoder = build_image_encoder() if image_encoder is None else image_encoder
+        self.colours = appearance[0]
+        self.appearance_head = torch.nn.Linear(self.image_encoder.config.projection_dim, sum(appearance))
 
     def appearance_loss(self, image_embeds: Tensor, colour: Tensor, pattern: Tensor) -> Tensor:
         logits = self.appearance_head(image_embeds)
-        colours = len(COLOUR_NAMES)
-        return F.cross_entropy(logits[:, :colours], colour) + F.cross_entropy(logits[:, colours:], pattern)
+        return F.cross_entropy(logits[:, :self.colours], colour) + F.cross_entropy(logits[:, self.colours:], pattern)
 
 
 def stage_prior(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bool:

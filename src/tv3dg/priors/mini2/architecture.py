@@ -26,7 +26,7 @@ def build_vae() -> AutoencoderKL:
     return AutoencoderKL(
         in_channels=3, out_channels=3, latent_channels=LATENT_CHANNELS, sample_size=IMAGE_SIZE,
         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(24, 48, 64, 64), layers_per_block=1, norm_num_groups=8,
+        block_out_channels=(16, 32, 64, 64), layers_per_block=1, norm_num_groups=8,
     )
 
 

@@ -35,7 +35,7 @@ class Mini2TrainConfig:
     seed: int = 0
     pool_size: int = 32768
     view_pool_size: int = 16384
-    vae_steps: int = 2400
+    vae_steps: int = 1600
     vae_batch: int = 32
     vae_lr: float = 1e-3
     vae_kl_weight: float = 1e-5
