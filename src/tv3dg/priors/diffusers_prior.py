@@ -154,7 +154,7 @@ class DiffusersPrior(DiffusionPrior):
         """
         if self.vocabulary is None:
             return text, []
-        words = re.findall(r"[a-z]+", text.lower())
+        words = re.findall(r"[a-z0-9]+", text.lower())
         return " ".join(w for w in words if w in self.vocabulary), [w for w in words if w not in self.vocabulary]
 
     def report_dropped_words(self, prompt: str) -> list[str]:

@@ -19,6 +19,7 @@ VAE_FACTOR = 8
 LATENT_SIZE = IMAGE_SIZE // VAE_FACTOR
 LATENT_CHANNELS = 8
 IMAGE_EMBED_DIM = 64
+MAX_LENGTH = 24  # tokens: the longest captions have 22 (with the start and end tokens)
 
 
 def build_vae() -> AutoencoderKL:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL
 
 from tv3dg.priors.mini.module_io import save_module
 from tv3dg.priors.mini2.data import RenderPool
-from tv3dg.priors.mini2.paths import CLASSIFIER, SHAPE_PRIOR, VAE_DIR
+from tv3dg.priors.mini2.paths import WeightPaths
 from torch import nn
 
 
@@ -27,22 +28,18 @@ def latent_scaling_factor(vae: AutoencoderKL, pool: RenderPool, chunk: int = 512
     return 1.0 / float(latents.std())
 
 
-def export_vae(vae: AutoencoderKL, pool: RenderPool) -> None:
+def export_vae(vae: AutoencoderKL, pool: RenderPool, paths: WeightPaths) -> None:
     vae.register_to_config(scaling_factor=latent_scaling_factor(vae, pool))
-    VAE_DIR.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=VAE_DIR.parent) as tmp:
+    paths.vae.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=paths.vae.parent) as tmp:
         vae.half().save_pretrained(tmp, safe_serialization=True)
         vae.float()
-        if VAE_DIR.exists():
-            shutil.rmtree(VAE_DIR)
-        shutil.move(tmp, VAE_DIR)
+        if paths.vae.exists():
+            shutil.rmtree(paths.vae)
+        shutil.move(tmp, paths.vae)
 
 
-def export_classifier(model: nn.Module) -> None:
-    CLASSIFIER.parent.mkdir(parents=True, exist_ok=True)
-    save_module(model, CLASSIFIER)
-
-
-def export_shape_prior(model: nn.Module) -> None:
-    SHAPE_PRIOR.parent.mkdir(parents=True, exist_ok=True)
-    save_module(model, SHAPE_PRIOR)
+def export_module(model: nn.Module, path: Path) -> None:
+    """A small network's weights (classifier, shape prior), written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_module(model, path)

@@ -9,18 +9,32 @@ hundred MB, are rendered again there: same seed, same images).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from diffusers import AutoencoderKL
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from tv3dg.atomic import atomic_path
+from tv3dg.priors.mini.architecture import build_train_scheduler, image_encoder_input
+from tv3dg.priors.mini.data import AppearancePartners
+from tv3dg.priors.mini.tokenizer import save_tokenizer
+from tv3dg.priors.mini.training import PriorModules
+from tv3dg.priors.mini2.captions import CaptionPlan, caption, vocabulary
+from tv3dg.priors.mini2.paths import PACKAGE_WEIGHTS, WeightPaths
+from tv3dg.priors.mini2.world import COLOUR_NAMES, PATTERNS
+from tv3dg.render.cameras import view_direction
 
 from tv3dg.priors.mini.lr import cosine_lr
 from tv3dg.priors.mini.training import StageClock, StagePlan, log, run_loop
-from tv3dg.priors.mini2.architecture import IMAGE_SIZE, build_vae
+from tv3dg.priors.mini2.architecture import IMAGE_SIZE, MAX_LENGTH, build_image_encoder, build_unet, build_vae
 from tv3dg.priors.mini2.classifier import AttributeClassifier, augment, classifier_loss
-from tv3dg.priors.mini2.data import load_pool, render_pool, save_pool
-from tv3dg.priors.mini2.export import export_classifier, export_shape_prior, export_vae
+from tv3dg.priors.mini2.data import RenderPool, load_pool, render_pool, save_pool
+from tv3dg.priors.mini2.export import export_module, export_vae
 from tv3dg.priors.mini.shape_prior import ShapePriorSchedule, shape_prior_train_step
 from tv3dg.priors.mini2.shape_prior import ShapePrior, body_albedo, shape_surfaces
 from tv3dg.priors.mini2.world import any_cameras, photo_cameras
@@ -46,8 +60,25 @@ class Mini2TrainConfig:
     shape_prior_batch: int = 16
     shape_prior_lr: float = 1e-3
     shape_prior_unknown_prob: float = 0.15
+    prior_steps: int = 10000
+    prior_batch: int = 64
+    prior_lr: float = 5e-4
+    prior_warmup: int = 200
+    ema_decay: float = 0.999
+    uncond_prob: float = 0.1  # no caption and no image: the unconditional score of guidance
+    empty_caption_prob: float = 0.1
+    shape_only_caption_prob: float = 0.45  # the rest name colour and pattern too
+    view_word_prob: float = 0.3  # captions that name the view, as a photo collection's do
+    image_prompt_prob: float = 0.65
+    appearance_loss_weight: float = 0.1  # colour/pattern read off the image embedding (training only)
+    same_shape_partner_prob: float = 0.2
+    weights_dir: str = ""  # where finished stages are written and read; "" = the package's weights folder
     checkpoint_minutes: float = 3.0
     threads: int = 1  # on a shared 2-core machine one thread per process is far faster than two
+
+
+def weight_paths(config: Mini2TrainConfig) -> WeightPaths:
+    return WeightPaths(Path(config.weights_dir)) if config.weights_dir else PACKAGE_WEIGHTS
 
 
 def step_generator(config: Mini2TrainConfig, stage: str, step: int) -> torch.Generator:
@@ -93,7 +124,7 @@ def stage_vae(run_dir: Path, config: Mini2TrainConfig, clock: StageClock) -> boo
     if not run_loop(run_dir, "vae", clock, config.vae_steps, {"vae": vae}, optimizer, train_step,
                     lambda step: step_generator(config, "vae", step)):
         return False
-    export_vae(vae.eval(), pool)
+    export_vae(vae.eval(), pool, weight_paths(config))
     return True
 
 
@@ -117,7 +148,7 @@ def stage_classifier(run_dir: Path, config: Mini2TrainConfig, clock: StageClock)
     if not run_loop(run_dir, "classifier", clock, config.classifier_steps, {"classifier": model}, optimizer, train_step,
                     lambda step: step_generator(config, "classifier", step)):
         return False
-    export_classifier(model.eval())
+    export_module(model.eval(), weight_paths(config).classifier)
     return True
 
 
@@ -131,13 +162,93 @@ def stage_shape_prior(run_dir: Path, config: Mini2TrainConfig, clock: StageClock
     if not run_loop(run_dir, "shape_prior", clock, config.shape_prior_steps, {"shape_prior": model}, optimizer, train_step,
                     lambda step: step_generator(config, "shape_prior", step)):
         return False
-    export_shape_prior(model.eval())
+    export_module(model.eval(), weight_paths(config).shape_prior)
     return True
 
 
+def pool_latents(run_dir: Path, pool: RenderPool, vae_dir: Path) -> Tensor:
+    """The pool's scaled VAE latents (means), from the shipped VAE, cached in the run folder."""
+    path = run_dir / "latents.safetensors"
+    if not path.is_file():
+        vae = AutoencoderKL.from_pretrained(vae_dir, torch_dtype=torch.float32).eval()
+        with torch.no_grad():
+            latents = torch.cat([vae.encode(pool.float_images(torch.arange(i, min(i + 512, len(pool)))) * 2 - 1).latent_dist.mean
+                                 for i in range(0, len(pool), 512)])
+        with atomic_path(path) as tmp:
+            save_file({"latents": (latents * vae.config.scaling_factor).contiguous()}, str(tmp))
+    return load_file(str(path))["latents"]
+
+
+def plain_words(text: str) -> str:
+    """A caption as the generator hands text to the tokenizer (`DiffusersPrior.known_words`)."""
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def stage_prior(run_dir: Path, config: Mini2TrainConfig, clock: StageClock) -> bool:
+    """UNet + IP-Adapter + text and image encoders, jointly, on photos: told no camera."""
+    pool = load_pool(run_dir / "pool.safetensors")
+    latents = pool_latents(run_dir, pool, weight_paths(config).vae)
+    views = view_direction(pool.elevation_deg, pool.azimuth_deg)
+    partners = AppearancePartners(pool)
+    tokenizer = save_tokenizer(run_dir / "tokenizer", vocabulary(), MAX_LENGTH)
+    plan = CaptionPlan(view_prob=config.view_word_prob)
+    torch.manual_seed(config.seed + 3)
+    appearance = (len(COLOUR_NAMES), len(PATTERNS))
+    model = PriorModules(tokenizer, build_unet(), build_image_encoder(), appearance)
+    ema = PriorModules(tokenizer, build_unet(), build_image_encoder(), appearance)
+    ema.load_state_dict(model.state_dict())
+    ema.requires_grad_(False)
+    scheduler = build_train_scheduler()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.prior_lr, weight_decay=1e-4)
+
+    def captions_for(index: Tensor, generator: torch.Generator) -> tuple[list[str], Tensor]:
+        mode = torch.rand(len(index), generator=generator).tolist()
+        uncond = torch.rand(len(index), generator=generator) < config.uncond_prob
+        texts = []
+        for i, obj, m, u in zip(index.tolist(), pool.objects(index), mode, uncond.tolist()):
+            if u or m < config.empty_caption_prob:
+                texts.append("")
+            else:
+                full = m >= config.empty_caption_prob + config.shape_only_caption_prob
+                texts.append(plain_words(caption(obj, views[i], generator, plan, with_appearance=full)))
+        return texts, uncond
+
+    def train_step(step: int, generator: torch.Generator) -> float:
+        for group in optimizer.param_groups:
+            group["lr"] = config.prior_lr * min(1.0, (step + 1) / config.prior_warmup)
+        b = config.prior_batch
+        index = torch.randint(len(pool), (b,), generator=generator)
+        texts, uncond = captions_for(index, generator)
+        with_image = (torch.rand(b, generator=generator) < config.image_prompt_prob) & ~uncond
+        partner = partners.sample(index, config.same_shape_partner_prob, generator)
+        tokens = tokenizer(texts, padding="max_length", max_length=MAX_LENGTH, truncation=True, return_tensors="pt").input_ids
+        text = model.text_encoder(tokens).last_hidden_state
+        image_embeds = model.image_encoder(pixel_values=image_encoder_input(pool.float_images(partner))).image_embeds
+        appearance_loss = model.appearance_loss(image_embeds, pool.attributes[partner, 1], pool.attributes[partner, 2])
+        image_embeds = image_embeds * with_image.float().unsqueeze(-1)
+        noise = torch.randn(latents[index].shape, generator=generator)
+        t = torch.randint(scheduler.config.num_train_timesteps, (b,), generator=generator)
+        noisy = scheduler.add_noise(latents[index], noise, t)
+        pred = model.unet(noisy, t, encoder_hidden_states=text, added_cond_kwargs={"image_embeds": [image_embeds.unsqueeze(1)]}).sample
+        loss = F.mse_loss(pred, noise) + config.appearance_loss_weight * appearance_loss
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        optimizer.step()
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), model.parameters()):
+                e.lerp_(p, 1 - config.ema_decay)
+        return loss.item()
+
+    return run_loop(run_dir, "prior", clock, config.prior_steps, {"model": model, "ema": ema}, optimizer, train_step,
+                    lambda step: step_generator(config, "prior", step))
+
+
 WORLD2_PLAN = StagePlan(
-    order=STAGES[:-1],
+    order=STAGES,
     functions={"pool": stage_pool, "view_pool": stage_view_pool, "vae": stage_vae, "classifier": stage_classifier,
-               "shape_prior": stage_shape_prior},
-    inputs={"pool": (), "view_pool": (), "vae": ("pool",), "classifier": ("view_pool",), "shape_prior": ()},
+               "shape_prior": stage_shape_prior, "prior": stage_prior},
+    inputs={"pool": (), "view_pool": (), "vae": ("pool",), "classifier": ("view_pool",), "shape_prior": (), "prior": ("pool",)},
 )
+"""The prior needs the shipped VAE (weights/model/vae), not the VAE stage's run folder."""

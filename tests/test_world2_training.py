@@ -1,0 +1,51 @@
+"""World 2's training stages, end to end at toy size: each stage writes its weights where the
+next one (possibly in a later session) reads them, and the prior learns from captions with view words."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from diffusers import AutoencoderKL
+from safetensors.torch import load_file
+
+from tv3dg.priors.mini.training import train
+from tv3dg.priors.mini2.architecture import LATENT_CHANNELS, LATENT_SIZE
+from tv3dg.priors.mini2.data import load_pool
+from tv3dg.priors.mini2.training import STAGES, WORLD2_PLAN, Mini2TrainConfig, plain_words
+from tv3dg.priors.mini2.world import HIDDEN_EMBLEM_PX, VISIBLE_EMBLEM_PX
+
+
+@pytest.mark.slow
+def test_every_stage_runs_and_hands_its_weights_to_the_next(tmp_path):
+    weights = tmp_path / "weights"
+    config = Mini2TrainConfig(
+        pool_size=96, view_pool_size=64, vae_steps=2, vae_batch=4, classifier_steps=2, classifier_batch=8,
+        shape_prior_steps=2, shape_prior_batch=2, prior_steps=2, prior_batch=6, weights_dir=str(weights),
+    )
+    assert train(tmp_path / "run", config, stages=STAGES, plan=WORLD2_PLAN)
+    run = tmp_path / "run"
+    assert all((run / f"{stage}.done").is_file() for stage in STAGES)
+    assert set(json.loads((run / "wall_times.json").read_text())) == set(STAGES)
+
+    photos = load_pool(run / "pool.safetensors")
+    assert photos.images.shape == (96, 3, 64, 64) and photos.images.dtype == torch.uint8
+    # the eyes' pixel counts are the classifier's ground truth: both kinds of view occur
+    views = load_pool(run / "view_pool.safetensors")
+    assert (views.emblem_px >= VISIBLE_EMBLEM_PX).any() and (views.emblem_px < HIDDEN_EMBLEM_PX).any()
+
+    stored = load_file(str(weights / "model" / "vae" / "diffusion_pytorch_model.safetensors"))
+    assert {t.dtype for t in stored.values()} == {torch.float16}  # stored small
+    assert AutoencoderKL.from_pretrained(weights / "model" / "vae").config.scaling_factor > 0
+    latents = load_file(str(run / "latents.safetensors"))["latents"]
+    assert latents.shape == (96, LATENT_CHANNELS, LATENT_SIZE, LATENT_SIZE)
+    assert (weights / "classifier.safetensors").is_file() and (weights / "shape_prior.safetensors").is_file()
+    assert (run / "prior_state.safetensors").is_file()
+    tokens = json.loads((run / "tokenizer" / "vocab.json").read_text())
+    assert {"behind</w>", "pinstriped</w>", "octahedron</w>"} <= set(tokens)
+
+
+def test_training_captions_are_the_text_the_generator_feeds_the_tokenizer():
+    assert plain_words("A photo of a red cube, back view") == "a photo of a red cube back view"
+    assert plain_words("a 3d render of a tiny egg") == "a 3d render of a tiny egg"
