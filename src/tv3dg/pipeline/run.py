@@ -25,6 +25,7 @@ from tv3dg.config import dump_yaml, schedule_value
 from tv3dg.distill.losses import compute_distillation, encode_renders, render_loss
 from tv3dg.errors import UserError
 from tv3dg.eval.attributes import attribute_report
+from tv3dg.eval.janus import read_janus
 from tv3dg.gaussians.densify import DensifyStrategy
 from tv3dg.gaussians.model import Gaussians
 from tv3dg.gaussians.optim import build_optimizer, update_learning_rates
@@ -37,7 +38,7 @@ from tv3dg.priors.base import DiffusionPrior
 from tv3dg.priors.diffusers_prior import DiffusersPrior
 from tv3dg.priors.images import read_image, to_image_batch
 from tv3dg.priors.registry import named_model
-from tv3dg.render.cameras import Cameras, OrbitRanges, concat_cameras, orbit_cameras, sample_orbit_cameras, turntable_cameras
+from tv3dg.render.cameras import Cameras, OrbitRanges, concat_cameras, orbit_cameras, sample_orbit_cameras, turntable_azimuths, turntable_cameras
 from tv3dg.render.rasterizer import RenderOutput, rasterize
 
 StepCallback = Callable[[int, dict[str, float], Gaussians], None]
@@ -320,7 +321,11 @@ class Generation:
         named = named_model(self.config.prior.model)
         if named is not None and named.attribute_reader is not None:
             renders = render_views(self.gaussians.detached_copy("cpu"), self.config.export, self.prior.resolution, WHITE)
-            metrics["attributes"] = attribute_report(renders, self.config.prompt, self.visual_prompt, named.attribute_reader())
+            report = attribute_report(renders, self.config.prompt, self.visual_prompt, named.attribute_reader())
+            metrics["attributes"] = report
+            if "emblem" in report["predicted"]:  # a world whose objects have a front: count fronts seen from behind
+                seen = [reading == "visible" for reading in report["predicted"]["emblem"]]
+                metrics["janus"] = read_janus(seen, turntable_azimuths(len(seen))).as_dict()
         return metrics
 
 

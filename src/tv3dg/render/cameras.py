@@ -181,8 +181,12 @@ def turntable_cameras(
     device: torch.device | str = "cpu",
 ) -> Cameras:
     """Evenly spaced azimuths starting at the front view, for turntables and contact sheets."""
-    azim = torch.arange(frames, dtype=torch.float32) * (360.0 / frames)
-    return orbit_cameras(elevation_deg, azim, radius, fov_deg, width, height, device=device)
+    return orbit_cameras(elevation_deg, turntable_azimuths(frames), radius, fov_deg, width, height, device=device)
+
+
+def turntable_azimuths(frames: int) -> Tensor:
+    """[frames] azimuths in degrees, evenly spaced from the front view (0)."""
+    return torch.arange(frames, dtype=torch.float32) * (360.0 / frames)
 
 
 def view_direction(elevation_deg: Tensor, azimuth_deg: Tensor, overhead_threshold: float = 60.0) -> list[str]:
