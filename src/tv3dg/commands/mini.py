@@ -46,12 +46,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--views", type=int, default=4, help="cameras per object")
     evaluate.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale")
     evaluate.add_argument("--steps", type=int, default=30, help="DDIM steps")
+    evaluate.add_argument("--world", type=int, choices=(1, 2), default=1,
+                          help="2: check world 2's finished stages (classifier on fresh renders, VAE through the classifier)")
     evaluate.set_defaults(func=run_eval)
 
     world = actions.add_parser("world", help="render a contact sheet of random world objects")
     world.add_argument("--out", required=True, help="PNG to write")
     world.add_argument("--count", type=int, default=24, help="objects (8 per row)")
     world.add_argument("--seed", type=int, default=0)
+    world.add_argument("--world", type=int, choices=(1, 2), default=1, help="2: world 2, as its prior's photos are taken")
     world.set_defaults(func=run_world)
 
 
@@ -92,6 +95,11 @@ def run_eval(args: argparse.Namespace) -> None:
 
     if args.prompts < 1 or args.views < 1:
         raise UserError("--prompts and --views must be at least 1")
+    if args.world == 2:
+        metrics = evaluate_world2_stages()
+        write_text_atomic(args.out, json.dumps(metrics, indent=2))
+        print(json.dumps(metrics, indent=2))
+        return
     config = EvalConfig(prompts=args.prompts, views=args.views, steps=args.steps, guidance=args.guidance)
     metrics = evaluate(config, Path(args.sheets) if args.sheets else None)
     write_text_atomic(args.out, json.dumps(metrics, indent=2))
@@ -106,11 +114,38 @@ def run_world(args: argparse.Namespace) -> None:
     if args.count < 1:
         raise UserError("--count must be at least 1")
     from tv3dg.priors.mini.evaluate import save_sheet
-    from tv3dg.priors.mini.world import random_cameras, random_objects, render_objects
 
     generator = torch.Generator().manual_seed(args.seed)
-    objects = random_objects(args.count, generator)
-    images = render_objects(objects, random_cameras(args.count, 32, generator)).rgb
+    if args.world == 2:
+        from tv3dg.priors.mini2.world import photo_cameras, random_objects, render_objects
+
+        objects = random_objects(args.count, generator)
+        images = render_objects(objects, photo_cameras(args.count, 64, generator)).rgb
+    else:
+        from tv3dg.priors.mini.world import random_cameras, random_objects, render_objects
+
+        objects = random_objects(args.count, generator)
+        images = render_objects(objects, random_cameras(args.count, 32, generator)).rgb
     padding = torch.ones((-len(images)) % 8, *images.shape[1:])
     images = torch.cat([images, padding])
     save_sheet([images[i : i + 8] for i in range(0, len(images), 8)], Path(args.out))
+
+
+def evaluate_world2_stages() -> dict:
+    """World 2's stage checks on the package's weights: whichever stages have shipped."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    from tv3dg.errors import UserError
+    from tv3dg.priors.mini2.classifier import load_classifier
+    from tv3dg.priors.mini2.evaluate import classifier_accuracy, reconstruction_agreement
+    from tv3dg.priors.mini2.paths import PACKAGE_WEIGHTS
+
+    if not PACKAGE_WEIGHTS.classifier.is_file():
+        raise UserError("world 2's classifier has not been trained yet; run `tv3dg mini train --world 2 --stage classifier`")
+    classifier = load_classifier(PACKAGE_WEIGHTS.classifier)
+    metrics = {"classifier_accuracy": classifier_accuracy(classifier)}
+    if PACKAGE_WEIGHTS.vae.is_dir():
+        vae = AutoencoderKL.from_pretrained(PACKAGE_WEIGHTS.vae, torch_dtype=torch.float32).eval()
+        metrics["vae_agreement"] = reconstruction_agreement(vae, classifier)
+    return metrics
