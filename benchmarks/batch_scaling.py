@@ -26,7 +26,7 @@ import torch  # noqa: E402
 
 from tv3dg.batch import run_batch  # noqa: E402
 from tv3dg.batch.jobs import load_jobs  # noqa: E402
-from tv3dg.cli import quiet_libraries  # noqa: E402
+from tv3dg.console import quiet_third_party  # noqa: E402
 from tv3dg.pipeline.run import generate  # noqa: E402
 
 PROMPTS = ("a red striped cube", "a blue checkered sphere", "a green torus", "a yellow dotted cone",
@@ -43,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     import ray
 
-    quiet_libraries()
+    quiet_third_party()
     cores = len(os.sched_getaffinity(0))
     overrides = [f"steps={args.steps}", *args.overrides]
     job_dicts = [{"prompt": PROMPTS[i % len(PROMPTS)], "seed": i} for i in range(args.jobs)]
