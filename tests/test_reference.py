@@ -84,3 +84,14 @@ def test_every_results_file_the_docs_name_exists():
     assert len(named) > 5
     missing = [(str(doc), result) for doc, result in sorted(named) if not any(ROOT.glob(result))]  # a name may be a glob
     assert missing == []
+
+
+def test_the_site_builds_offline():
+    """No plugin that fetches at build time (Material's social cards download fonts) and no web fonts."""
+    import yaml
+
+    site = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+    plugins = {next(iter(p)) if isinstance(p, dict) else p for p in site["plugins"]}
+    assert plugins <= {"search", "mkdocstrings"}
+    assert site["theme"]["font"] is False
+    assert site["strict"] is True
