@@ -24,6 +24,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
+from machine import command_line, describe_machine  # noqa: E402
+
 from tv3dg.batch import run_batch  # noqa: E402
 from tv3dg.batch.jobs import load_jobs  # noqa: E402
 from tv3dg.console import quiet_third_party  # noqa: E402
@@ -70,6 +72,7 @@ def main() -> None:
     job_s = [row["wall_s"] for row in rows]
     slots = min(cores, args.jobs)
     report = {
+        "command": command_line(__file__), "machine": describe_machine() + " at the end",
         "jobs": args.jobs, "steps": args.steps, "cores": cores, "overrides": overrides,
         "load_average_at_end": os.getloadavg(),
         "sequential_s": round(sequential_s, 1), "sequential_job_s": [round(s, 1) for s in sequential_job_s],
