@@ -134,7 +134,13 @@ def preset_data(preset: str | None) -> dict:
 
 
 def build_config(preset: str | None, updates: dict, overrides: list[str]) -> GenerateConfig:
-    """Defaults <- preset <- `updates` (from command-line flags) <- `key=value` overrides."""
+    """The resolved config of one run: defaults <- preset <- `updates` <- `key=value` overrides.
+
+    `preset` is `mini`, `sd15` or a YAML file (None: `mini`); `updates` is plain nested data (what
+    the command-line flags set, e.g. `{"prompt": "a cube", "distill": {"loss": "csm"}}`);
+    `overrides` are strings such as `"sgc.enabled=false"`. Raises `UserError` for an unknown key,
+    an ill-typed value, an empty prompt or fewer than one step.
+    """
     data = deep_merge(preset_data(preset), updates)
     config = from_dict(GenerateConfig, merge_overrides(data, overrides))
     if not config.prompt.strip():
