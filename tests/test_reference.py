@@ -95,3 +95,11 @@ def test_the_site_builds_offline():
     assert plugins <= {"search", "mkdocstrings"}
     assert site["theme"]["font"] is False
     assert site["strict"] is True
+
+
+def test_every_relative_link_of_the_readme_resolves():
+    """The site's links are checked by `mkdocs build --strict`; the README is not part of the site."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = [t.split("#")[0] for t in re.findall(r"\]\(([^)\s]+)\)", readme) if "://" not in t]
+    assert len(targets) > 10
+    assert [t for t in targets if not (ROOT / t).exists()] == []
