@@ -20,7 +20,7 @@ def test_every_config_key_and_section_has_a_description():
     sections = config_sections()
     assert len([key for section in sections for key in section.keys]) > 100
     undescribed = [key.key for section in sections for key in section.keys if not key.description]
-    assert undescribed == [], f"give these fields an attribute docstring (see docs/contributing.md): {undescribed}"
+    assert undescribed == [], f"give these fields an attribute docstring (see CONTRIBUTING.md, Documenting): {undescribed}"
     assert [section.name for section in sections if not section.summary] == []
 
 
