@@ -29,7 +29,8 @@ chromium:
 
 test: setup chromium
 	$(PY) -m pytest -q
-	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+	# Not --quiet: it hides the warnings that --strict counts, and the build would pass with a broken link.
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # Offline: no plugin fetches anything at build time, and the theme loads no web fonts (mkdocs.yml).
 docs: setup
