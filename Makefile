@@ -27,9 +27,10 @@ demo: setup
 chromium:
 	@test -x $(CHROMIUM) || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
+# The site is built strictly, and not with --quiet: that hides the warnings --strict counts, so a
+# broken link would pass.
 test: setup chromium
 	$(PY) -m pytest -q
-	# Not --quiet: it hides the warnings that --strict counts, and the build would pass with a broken link.
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # Offline: no plugin fetches anything at build time, and the theme loads no web fonts (mkdocs.yml).
