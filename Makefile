@@ -1,11 +1,12 @@
-# The two README commands: `make demo` (install + run the main job) and `make test`.
+# The two README commands: `make demo` (install + run the main job) and `make test`
+# (the test suite, then the documentation site built strictly); `make docs` builds the site into site/.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup demo test bench chromium
+.PHONY: setup demo test docs bench chromium
 
 setup: $(STAMP)
 
@@ -26,8 +27,15 @@ demo: setup
 chromium:
 	@test -x $(CHROMIUM) || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
+# The site is built strictly, and not with --quiet: that hides the warnings --strict counts, so a
+# broken link would pass.
 test: setup chromium
 	$(PY) -m pytest -q
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+# Offline: no plugin fetches anything at build time, and the theme loads no web fonts (mkdocs.yml).
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 bench: setup
 	$(PY) benchmarks/rasterizer.py

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from ablation_analysis import (claim_verdicts, collect, full_grid_estimate, pair
 from ablation_grid import Grid, job_id, write_jobs
 from ablation_ledger import Ledger, commit, fingerprint, job_configs, without_nan
 from ablation_report import figure, markdown
+from machine import cpu_name, describe_machine
 
 from tv3dg.atomic import write_text_atomic
 
@@ -102,16 +102,6 @@ def to_do(grid: Grid, ledger: Ledger, wanted: dict[str, str], limit: int | None)
     return set(pending if limit is None else pending[:limit])
 
 
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (Linux), else what `platform` says."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
 def provenance() -> dict:
     """What the ledger keeps beside each asset this call records."""
     return {"commit": commit(), "machine": f"{cpu_name()}, {os.cpu_count()} cores", "recorded": time.strftime("%Y-%m-%d")}
@@ -137,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
     summary = summary_table(grid, assets)
     results = {
         "command": "python benchmarks/ablation.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end",
+        "machine": describe_machine() + " at the end",
         "grid": grid.describe(), "overrides": list(args.overrides),
         "summary": summary, "paired": paired_table(grid, assets), "claims": claim_verdicts(assets, summary),
         "terms": term_table(grid, assets), "progress": progress_table(grid, assets),

@@ -24,9 +24,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
+from machine import command_line, describe_machine  # noqa: E402
+
 from tv3dg.batch import run_batch  # noqa: E402
 from tv3dg.batch.jobs import load_jobs  # noqa: E402
-from tv3dg.cli import quiet_libraries  # noqa: E402
+from tv3dg.console import quiet_third_party  # noqa: E402
 from tv3dg.pipeline.run import generate  # noqa: E402
 
 PROMPTS = ("a red striped cube", "a blue checkered sphere", "a green torus", "a yellow dotted cone",
@@ -43,7 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     import ray
 
-    quiet_libraries()
+    quiet_third_party()
     cores = len(os.sched_getaffinity(0))
     overrides = [f"steps={args.steps}", *args.overrides]
     job_dicts = [{"prompt": PROMPTS[i % len(PROMPTS)], "seed": i} for i in range(args.jobs)]
@@ -70,6 +72,7 @@ def main() -> None:
     job_s = [row["wall_s"] for row in rows]
     slots = min(cores, args.jobs)
     report = {
+        "command": command_line(__file__), "machine": describe_machine() + " at the end",
         "jobs": args.jobs, "steps": args.steps, "cores": cores, "overrides": overrides,
         "load_average_at_end": os.getloadavg(),
         "sequential_s": round(sequential_s, 1), "sequential_job_s": [round(s, 1) for s in sequential_job_s],

@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from machine import command_line, describe_machine
+
 from tv3dg.eval.mesh_fidelity import mesh_fidelity, render_trimesh
 from tv3dg.export.mesh import MeshConfig, export_mesh, gaussian_grid, save_mesh
 from tv3dg.gaussians.ply import load_ply
@@ -55,7 +57,7 @@ def measure(asset: Path, out_json: Path, figure: Path) -> None:
                          "bytes": sizes, **{k: round(v, 4) for k, v in score.items()}}
         print(name, json.dumps(results[name]), flush=True)
     out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps({"asset": str(asset), "torch_threads": torch.get_num_threads(), "results": results}, indent=2) + "\n")
+    out_json.write_text(json.dumps({"command": command_line(__file__), "machine": describe_machine() + " at the end", "asset": str(asset), "torch_threads": torch.get_num_threads(), "results": results}, indent=2) + "\n")
     views = cameras[torch.arange(0, 8, 2)]
     with torch.no_grad():
         splats = rasterize(gaussians, views, background).rgb

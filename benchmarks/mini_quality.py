@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from machine import command_line, describe_machine
+
 from tv3dg.atomic import write_text_atomic
 from tv3dg.distill.objectives import LOSS_NAMES
 from tv3dg.pipeline.config import build_config
@@ -116,7 +118,7 @@ def main() -> None:
         print(f"{loss:6s} | {s['text_all']:.2f}     | {s['text_shape']:.2f}  | {s['text_colour']:.2f}   | "
               f"{s['text_pattern']:.2f}    | {s['style_shape_from_text']:.2f}              | "
               f"{s['style_appearance_from_image']:.2f}        | {s['style_all']:.2f} | {s['seconds_per_asset']:.0f}")
-    write_text_atomic(args.out, json.dumps({"summary": summary, "runs": rows, "overrides": args.overrides}, indent=2) + "\n")
+    write_text_atomic(args.out, json.dumps({"command": command_line(__file__), "machine": describe_machine() + " at the end", "summary": summary, "runs": rows, "overrides": args.overrides}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ import time
 
 import torch
 
+from machine import command_line, describe_machine
+
 from tv3dg.gaussians.model import Gaussians
 from tv3dg.render.cameras import orbit_cameras
 from tv3dg.render.rasterizer import RasterSettings, rasterize
@@ -91,6 +93,7 @@ def main() -> None:
     args = parser.parse_args()
     context = multiprocessing.get_context("spawn")
     settings = RasterSettings(tile_size=args.tile_size, chunk=args.chunk)
+    print(f"{command_line(__file__)}\nmachine: {describe_machine(args.device)}")
     print(f"rasterizer forward+backward, backend={args.backend}, device={args.device}, threads={args.threads}, "
           f"tile {args.tile_size}, chunk {args.chunk}")
     print("| scene | Gaussians | 64x64 | 128x128 |")

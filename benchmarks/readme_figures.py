@@ -1,4 +1,5 @@
-"""The README's worked example: run the two example commands and compose `docs/*.png`.
+"""The worked example of the README and docs/generate.md: run its two commands and compose
+`docs/demo.png` and `docs/style_torus.png`.
 
     python benchmarks/readme_figures.py        # about 4 minutes on a 2-core CPU
 

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import command_line, describe_machine
 
 from tv3dg.commands.arguments import IntermixedParser, add_overrides
 from tv3dg.distill.objectives import LOSS_NAMES
@@ -109,20 +109,6 @@ def run_one(args: argparse.Namespace, loss: str) -> dict:
     }
 
 
-def machine(device: str) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    text = f"{cpu}, {os.cpu_count()} logical CPUs"
-    if device == "cuda":
-        import torch
-
-        text += f", {torch.cuda.get_device_name()}"
-    return text
-
-
 def table(rows: list[dict]) -> str:
     lines = ["| loss | s/step | UNet calls/step | UNet rows/step | peak CPU RSS | peak CUDA |", "|---|---|---|---|---|---|"]
     for r in rows:
@@ -154,8 +140,8 @@ def main() -> None:
     report = ensure_weights(args.weights)
     rows: list[dict] = []
     result = {
-        "command": " ".join(["python", "benchmarks/sd15_scale.py", *sys.argv[1:]]),
-        "machine": machine(args.device), "device": args.device, "resolution": args.resolution, "views": args.views,
+        "command": command_line(__file__),
+        "machine": describe_machine(args.device), "device": args.device, "resolution": args.resolution, "views": args.views,
         "steps": args.steps, "threads": args.threads, "parameters": report, "losses": rows,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,8 @@ from typing import Callable, Iterator
 
 import torch
 
+from machine import command_line, describe_machine
+
 ROWS = (
     "unet: inversion",
     "unet: teacher call",
@@ -138,6 +140,7 @@ def main() -> None:
         unet_calls = generation.prior.counter.calls - calls_before
         gaussians = generation.gaussians.num_points
 
+    print(f"{command_line(__file__)}\nmachine: {describe_machine()} at the end")
     print(f"tv3dg from {Path(tv3dg.__file__).parent}; config {args.config}, prompt {args.prompt!r}, "
           f"overrides {args.overrides or 'none'}; {steps} steps; torch threads {torch.get_num_threads()}; "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")

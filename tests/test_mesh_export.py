@@ -111,7 +111,7 @@ def test_vertex_colours_stay_an_option(sample_gaussians, tmp_path):
 @pytest.mark.slow
 def test_textured_mesh_renders_like_the_gaussians(textured, sample_gaussians):
     # PSNR over the object mask, from views between the bake views (measured 21.6 dB for this
-    # asset at the export defaults, 19.1 dB for the default "a red striped cube" run; README).
+    # asset at the export defaults, 19.1 dB for the default "a red striped cube" run; docs/benchmarks.md).
     cameras = orbit_cameras(20.0, torch.arange(4) * 90.0 + 22.5, 3.2, 40.0, 128)
     score = mesh_fidelity(textured, sample_gaussians, cameras, torch.ones(3))
     assert score["mask_iou"] > 0.93

@@ -2,7 +2,8 @@
 
 Each module in `tv3dg.commands` exposes `register(subparsers)`, which adds its parser and sets
 `func` to a callable taking the parsed arguments. A `UserError` becomes one line on stderr and
-exit code 2; Ctrl-C exits with 130.
+exit code 2; Ctrl-C exits with 130. Every command takes `--verbose`, which lets the libraries'
+own loading notices through (`tv3dg.console`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sys
 
 from tv3dg import __version__
 from tv3dg.commands.arguments import IntermixedParser
+from tv3dg.commands.reference import subcommands
+from tv3dg.console import set_verbose, verbose
 from tv3dg.errors import UserError
 
 COMMAND_MODULES = ("render", "playground", "mini", "generate", "batch", "app")
@@ -24,24 +27,16 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=IntermixedParser)
     for name in COMMAND_MODULES:
         importlib.import_module(f"tv3dg.commands.{name}").register(subparsers)
+    for _, command in subcommands(parser):
+        command.add_argument("--verbose", action="store_true",
+                             help="also show the notices and progress bars of diffusers, transformers and huggingface_hub")
     return parser
 
 
-def quiet_libraries() -> None:
-    """Keep diffusers/transformers loading chatter (progress bars, info warnings) off the terminal:
-    our own progress bars and one-line errors are what a user should see."""
-    import diffusers
-    import transformers
-
-    for library in (diffusers, transformers):
-        library.utils.logging.set_verbosity_error()
-        library.utils.logging.disable_progress_bar()
-
-
 def main(argv: list[str] | None = None) -> int:
-    quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)
+    set_verbose(args.verbose or verbose())
     try:
         args.func(args)
     except UserError as err:

@@ -3,12 +3,17 @@
 Every component owns a dataclass. `from_dict` builds one from plain data and rejects unknown
 keys (a typo is an error, never silently ignored). Any float field typed `Schedule` accepts a
 constant or `[start_step, start_value, end_value, end_step]`, evaluated with `schedule_value`.
+Every field carries its meaning as an attribute docstring, the string literal on the line after
+it; `field_descriptions` reads them for the generated configuration reference.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
 import re
+import textwrap
 import types
 import typing
 from pathlib import Path
@@ -228,3 +233,21 @@ def read_yaml(path: str | Path) -> dict:
 
 def dump_yaml(data: Any) -> str:
     return yaml.safe_dump(to_dict(data), sort_keys=False)
+
+
+def field_descriptions(cls: type) -> dict[str, str]:
+    """The attribute docstring of each field of dataclass `cls` that has one, as one line.
+
+    Read from the source (a docstring after a field is not kept at run time), so the reference
+    and the code cannot disagree."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    descriptions = {}
+    for node, following in zip(body, body[1:]):
+        if (
+            isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+            and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            descriptions[node.target.id] = " ".join(inspect.cleandoc(following.value.value).split())
+    return descriptions

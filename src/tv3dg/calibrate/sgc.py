@@ -40,25 +40,44 @@ from tv3dg.render.cameras import Cameras
 
 @dataclass
 class SGCConfig:
+    """Semantic-Geometry Calibration: reference views of the prompt and the terms that pull renders towards them.
+
+    Each weight is relative to the distillation loss (each term is a mean, scaled by the latent size of one image)."""
+
     enabled: bool = True
-    start_step: int = 100  # warm-up: VPCSM alone before this step
-    num_views: int = 4  # K reference views, evenly spaced in azimuth from the front
+    """Run SGC at all."""
+    start_step: int = 100
+    """Warm-up: the distillation loss alone before this step."""
+    num_views: int = 4
+    """K reference views, evenly spaced in azimuth from the front."""
     elevation_deg: float = 15.0
-    views_per_step: int = 2  # references rendered and compared at each step
+    """Camera elevation of the reference views in degrees."""
+    views_per_step: int = 2
+    """Reference views rendered and compared at each step (all K are visited in turn)."""
     sample_steps: int = 25
+    """DDIM steps of each reference sample."""
     sample_guidance: float = 5.0
+    """Classifier-free guidance scale of the reference samples."""
     semantic_weight: Schedule = 0.5
+    """Weight of 1 - cos between the image encoder's global embeddings of render and reference."""
     patch_weight: Schedule = 0.5
+    """Weight of 1 - cos between the image encoder's patch tokens of render and reference."""
     mask_weight: Schedule = 1.0
+    """Weight of the BCE between the rendered alpha and the reference's foreground mask."""
     depth_weight: Schedule = 0.0
-    # A transformers depth-estimation model (folder or cached id, e.g. DPT / Depth Anything), or a
-    # plug-in "module:function", images [B,3,H,W] -> depth [B,1,H,W]; used when depth_weight > 0.
+    """Weight of the depth term (1 - Pearson correlation of rendered and estimated depth); 0: off."""
     depth_estimator: str | None = None
-    depth_output: Literal["disparity", "depth"] = "disparity"  # what the model predicts (DPT, Depth Anything: disparity)
-    reward: str | None = None  # "module:function", images [B,3,H,W] -> reward [B]
+    """A transformers depth-estimation model (folder or cached id, e.g. Depth Anything) or a plug-in `module:function`, images [B,3,H,W] -> depth [B,1,H,W]."""
+    depth_output: Literal["disparity", "depth"] = "disparity"
+    """What the depth model predicts (DPT and Depth Anything: disparity, negated before the comparison)."""
+    reward: str | None = None
+    """Optional reward plug-in `module:function`, images [B,3,H,W] -> reward [B] (higher is better)."""
     reward_weight: Schedule = 0.0
-    foreground_threshold: float = 0.1  # distance from the white background that counts as object
-    background_tolerance: float = 0.03  # distance from white still counted as background (sampling noise)
+    """Weight of the reward (subtracted from the loss); 0: off."""
+    foreground_threshold: float = 0.1
+    """Distance from the white background above which a reference pixel counts as object."""
+    background_tolerance: float = 0.03
+    """Distance from white still counted as background (sampling noise)."""
 
     def __post_init__(self) -> None:
         check_mask_thresholds(self.foreground_threshold, self.background_tolerance)

@@ -31,21 +31,33 @@ class DistillConfig:
     """
 
     loss: LossName = "vpcsm"
+    """The distillation loss; the others are the ablation's baselines (see the method page)."""
     cfg_scale: Schedule = 7.5
-    pag_scale: Schedule = 3.0  # VPCSM only; 0 skips the perturbed branch
-    split_guidance: bool = False  # text and image guidance with their own scales (3 branches)
+    """Classifier-free guidance scale s of the classifier term."""
+    pag_scale: Schedule = 3.0
+    """Perturbed-attention guidance scale (VPCSM only); 0 skips the perturbed branch."""
+    split_guidance: bool = False
+    """Guide text and image with their own scales (`text_scale`, `image_scale`; three UNet branches)."""
     text_scale: Schedule = 7.5
+    """Text guidance scale when `split_guidance` is on."""
     image_scale: Schedule = 3.0
-    weighting: Literal["sds", "sqrt", "uniform"] = "sds"  # 1-abar, sqrt((1-abar)/abar), 1
+    """Image guidance scale when `split_guidance` is on."""
+    weighting: Literal["sds", "sqrt", "uniform"] = "sds"
+    """Timestep weighting w(t): `sds` 1-abar, `sqrt` sqrt((1-abar)/abar), `uniform` 1."""
     t_min: Schedule = 0.02
-    t_max: Schedule = field(default_factory=lambda: [0, 0.98, 0.5, 1000])  # anneals over 1000 steps
+    """Lower end of the timestep range, a fraction of the training timesteps."""
+    t_max: Schedule = field(default_factory=lambda: [0, 0.98, 0.5, 1000])
+    """Upper end of the timestep range (default: anneals from 0.98 to 0.5 over 1000 steps)."""
     inversion_steps: int = 2
+    """DDIM inversion moves from z0 to t (CSM, VPCSM) or to s = t - delta (ISM)."""
     inversion_stride: int = 0
-    ism_delta: Schedule = 80.0  # timesteps between s and t for ISM
-    grad_clip: Schedule = 0.0  # clamp each gradient element to [-c, c]; 0 = off
-    # Where the step reaches the render: "latent" backpropagates through the VAE encoder;
-    # "image" decodes z0 - grad and uses it as a pixel target (one decoder pass, no encoder backward).
+    """Timesteps covered by each inversion move, the last one going to t; 0: evenly spaced."""
+    ism_delta: Schedule = 80.0
+    """Timesteps between s and t for ISM."""
+    grad_clip: Schedule = 0.0
+    """Clamp each element of the latent gradient to [-c, c]; 0: off."""
     target_space: Literal["latent", "image"] = "latent"
+    """How the step reaches the render: `latent` backpropagates through the VAE encoder; `image` decodes z0 - grad and uses it as a pixel target."""
 
     def __post_init__(self) -> None:
         for name in ("cfg_scale", "text_scale", "image_scale"):

@@ -33,19 +33,30 @@ from tv3dg.gaussians.sh import sh_dc_to_rgb
 
 @dataclass
 class MeshConfig:
-    resolution: int = 96  # voxels along each axis of the bounding box
-    threshold: float = 0.5  # density level of the surface
-    min_opacity: float = 0.05  # Gaussians fainter than this are ignored
-    max_window: int = 6  # a Gaussian touches at most (2*max_window+1)^3 voxels
-    padding: float = 0.1  # fraction of the bounding box added on each side
-    chunk: int = 4096  # Gaussians per scatter pass (bounds peak memory)
-    target_faces: int = 20000  # decimate to at most this many faces (0: keep every marching-cubes face)
-    texture: bool = True  # UV-unwrap and bake a texture image; false: per-vertex colours
-    texture_resolution: int = 1024  # texture image side in pixels
-    # Texel colours: "render" projects renders of the Gaussians from 26 views around the object onto
-    # the surface (what a viewer sees); "grid" reads the density-weighted colour grid (no renders).
+    """The mesh export: density grid, marching cubes, decimation, UV unwrap and texture bake."""
+
+    resolution: int = 96
+    """Voxels along each axis of the density grid's bounding box."""
+    threshold: float = 0.5
+    """Density level of the surface."""
+    min_opacity: float = 0.05
+    """Gaussians fainter than this are left out of the grid."""
+    max_window: int = 6
+    """A Gaussian touches at most (2*max_window+1)^3 voxels."""
+    padding: float = 0.1
+    """Fraction of the bounding box added on each side."""
+    chunk: int = 4096
+    """Gaussians per scatter pass (bounds peak memory)."""
+    target_faces: int = 20000
+    """Decimate to at most this many faces; 0: keep every marching-cubes face."""
+    texture: bool = True
+    """UV-unwrap and bake a texture image; false: per-vertex colours."""
+    texture_resolution: int = 1024
+    """Side of the texture image in pixels."""
     bake: Literal["render", "grid"] = "render"
-    bake_resolution: int = 256  # side of each bake render in pixels
+    """Texel colours: `render` projects renders of the Gaussians onto the surface (what a viewer sees); `grid` reads the density-weighted colour grid."""
+    bake_resolution: int = 256
+    """Side of each bake render in pixels."""
 
 
 @dataclass

@@ -29,21 +29,38 @@ from tv3dg.gaussians.surgery import append_points, keep_points, reset_parameter
 
 @dataclass
 class DensifyConfig:
+    """Adaptive density control (clone, split, prune, opacity reset) as in 3DGS."""
+
     start_step: int = 500
+    """First step that densifies."""
     stop_step: int = 15000
+    """Last step that densifies."""
     interval: int = 100
+    """Densify every this many steps."""
     grad_threshold: float = 2e-4
+    """Mean screen-space gradient of a Gaussian's centre above which it is cloned or split."""
     scene_extent: float = 1.0
-    clone_max_scale: float = 0.01  # x scene_extent: at or below, clone; above, split
+    """World size the scale thresholds are relative to."""
+    clone_max_scale: float = 0.01
+    """Times `scene_extent`: a Gaussian at or below this scale is cloned, above it split."""
     split_count: int = 2
+    """Gaussians a split makes (at least 2)."""
     split_shrink: float = 1.6
+    """Factor the split Gaussians' scales are divided by."""
     prune_min_opacity: float = 0.005
+    """Gaussians fainter than this are pruned."""
     size_prune_start_step: int = 3000
-    prune_max_scale: float = 0.1  # x scene_extent; 0 disables
-    prune_max_screen_fraction: float = 0.15  # on-screen radius / longer image side (gsplat's default); 0 disables
-    opacity_reset_interval: int = 3000  # 0 disables
+    """First step that prunes Gaussians for their size."""
+    prune_max_scale: float = 0.1
+    """Times `scene_extent`: Gaussians larger than this are pruned; 0 disables."""
+    prune_max_screen_fraction: float = 0.15
+    """On-screen radius over the longer image side above which a Gaussian is pruned (gsplat's default); 0 disables."""
+    opacity_reset_interval: int = 3000
+    """Reset every opacity to `opacity_reset_value` every this many steps; 0 disables."""
     opacity_reset_value: float = 0.01
-    max_points: int = 0  # 0: no cap
+    """The opacity a reset sets."""
+    max_points: int = 0
+    """Cap on the number of Gaussians; 0: no cap."""
 
 
 @dataclass

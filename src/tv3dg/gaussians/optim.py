@@ -20,14 +20,23 @@ class OptimConfig:
     """Per-group learning rates (each a constant or `[start_step, start, end, end_step]`) and Adam settings."""
 
     means: Schedule = 1.6e-4
+    """Learning rate of the Gaussian centres."""
     log_scales: Schedule = 5e-3
+    """Learning rate of the log scales."""
     quats: Schedule = 1e-3
+    """Learning rate of the rotation quaternions."""
     opacity_logits: Schedule = 5e-2
+    """Learning rate of the opacity logits."""
     sh_dc: Schedule = 2.5e-3
+    """Learning rate of the base colour (SH degree 0)."""
     sh_rest: Schedule = 1.25e-4
+    """Learning rate of the higher SH coefficients."""
     beta1: float = 0.9
+    """Adam's first-moment decay."""
     beta2: float = 0.999
+    """Adam's second-moment decay."""
     eps: float = 1e-15
+    """Adam's epsilon."""
 
     def learning_rates(self, step: int) -> dict[str, float]:
         return {name: schedule_value(getattr(self, name), step) for name in PARAMETER_NAMES}

@@ -28,19 +28,30 @@ RENAMED = {"prior": "mini_shape_prior"}
 
 @dataclass
 class InitConfig:
-    kind: str = "mini_shape_prior"  # one of KINDS
-    path: str | None = None  # for kind=file: a 3DGS .ply, a point-cloud .ply or a mesh
+    """The starting Gaussians."""
+
+    kind: str = "mini_shape_prior"
+    """One of `shap_e` (Shap-E from the text), `mini_shape_prior` (the mini world's text-to-point prior), `sphere`, `box`, `file`."""
+    path: str | None = None
+    """For `kind: file`: a 3DGS `.ply`, a point-cloud `.ply` or a mesh."""
     num_points: int = 2048
-    radius: float = 0.6  # sphere radius / box half-size / Shap-E object radius, world units
-    color: tuple[float, float, float] = (0.5, 0.5, 0.5)  # colour of sphere/box points
+    """Number of starting Gaussians."""
+    radius: float = 0.6
+    """Sphere radius, box half-size, or the Shap-E object's radius, world units."""
+    color: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    """RGB colour of sphere and box points, each in 0..1."""
     opacity: float = 0.1
-    scale: float | None = None  # Gaussian std in world units; None: nearest-neighbour distance
-    shap_e_model: str = "openai/shap-e"  # a diffusers ShapEPipeline folder or cached id
-    # With a visual prompt in texture mode: a ShapEImg2ImgPipeline folder or cached id
-    # (e.g. openai/shap-e-img2img) that starts from the image instead of the text; None: the text.
+    """Starting opacity of every Gaussian."""
+    scale: float | None = None
+    """Starting Gaussian standard deviation, world units; null: the distance to the nearest neighbours."""
+    shap_e_model: str = "openai/shap-e"
+    """A diffusers ShapEPipeline folder or cached id."""
     shap_e_image_model: Optional[str] = None
+    """With a visual prompt in texture mode: a ShapEImg2ImgPipeline folder or cached id (e.g. `openai/shap-e-img2img`) that starts from the image; null: from the text."""
     shap_e_steps: int = 64
+    """Shap-E sampling steps."""
     shap_e_guidance: float = 15.0
+    """Shap-E guidance scale."""
 
     def __post_init__(self) -> None:
         if self.kind in RENAMED:

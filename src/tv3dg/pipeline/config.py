@@ -28,23 +28,34 @@ PRESETS = ("mini", "sd15")
 class CameraConfig:
     """Training cameras; every range bound may be a schedule (progressive ranges)."""
 
-    resolution: int = 32  # render size (the prior resizes to its own input size)
+    resolution: int = 32
+    """Render size in pixels (the prior resizes renders to its own input size)."""
     views_per_step: int = 4
+    """Views rendered and scored by the prior at each step (the batch B)."""
     elevation_deg: tuple[Schedule, Schedule] = (-10.0, 45.0)
-    azimuth_span_deg: Schedule = 360.0  # centred on the front view
+    """Range of the camera elevation in degrees, drawn uniformly per view."""
+    azimuth_span_deg: Schedule = 360.0
+    """Width of the azimuth range in degrees, centred on the front view (360: all around)."""
     radius: tuple[Schedule, Schedule] = (3.0, 3.5)
+    """Range of the camera distance from the origin, world units."""
     fov_deg: tuple[Schedule, Schedule] = (35.0, 45.0)
+    """Range of the vertical field of view in degrees."""
     background: Literal["white", "black", "random"] = "white"
+    """Render background: white, black, or a random colour drawn each step."""
 
 
 @dataclass
 class GaussianConfig:
+    """The Gaussians' appearance model, their optimiser and their densification."""
+
     sh_degree: int = 0
-    sh_degree_interval: int = 0  # raise the active SH degree every N steps (0: start at sh_degree)
-    # World-space bounds on every Gaussian's scale (0: none). A floor of about one render pixel keeps a
-    # low-resolution prior from growing sub-pixel speckle; a ceiling stops needle-like spikes.
+    """Spherical-harmonics degree of the colours (0: one colour per Gaussian, up to 3)."""
+    sh_degree_interval: int = 0
+    """Raise the active SH degree by one every this many steps (0: start at `sh_degree`)."""
     min_scale: float = 0.0
+    """Floor on every Gaussian's scale, world units (0: none); about one render pixel keeps a low-resolution prior from growing sub-pixel speckle."""
     max_scale: float = 0.0
+    """Ceiling on every Gaussian's scale, world units (0: none); stops needle-like spikes."""
     optim: OptimConfig = field(default_factory=OptimConfig)
     densify: DensifyConfig = field(default_factory=DensifyConfig)
 
@@ -54,32 +65,54 @@ class VisualPromptConfig:
     """Func Switch: with no image, a sample of the prompt from the prior becomes the visual prompt."""
 
     sample_steps: int = 30
+    """DDIM steps of the text-to-image sample."""
     guidance: float = 5.0
+    """Classifier-free guidance scale of that sample."""
     elevation_deg: float = 15.0
+    """Elevation of the camera the sample is drawn for, degrees (a camera-conditioned prior such as the mini prior uses it)."""
     azimuth_deg: float = 0.0
+    """Azimuth of that camera, degrees (0: the front view)."""
 
 
 @dataclass
 class ExportConfig:
+    """What is written after the loop: mesh, turntable, contact sheet."""
+
     mesh: MeshConfig = field(default_factory=MeshConfig)
     turntable_frames: int = 48
+    """Frames of the 360-degree turntable video."""
     turntable_resolution: int = 128
+    """Side of the turntable frames in pixels."""
     turntable_format: Literal["mp4", "gif"] = "mp4"
+    """Container of the turntable: `turntable.mp4` or `turntable.gif`."""
     turntable_elevation_deg: float = 15.0
-    views: int = 8  # views in views.png and in the attribute metrics
+    """Camera elevation of the turntable and of `views.png` in degrees."""
+    views: int = 8
+    """Views in `views.png` and in the attribute metrics, evenly spaced from the front."""
     radius: float = 3.2
+    """Camera distance of the turntable and of `views.png`, world units."""
     fov_deg: float = 40.0
+    """Field of view of the turntable and of `views.png` in degrees."""
 
 
 @dataclass
 class GenerateConfig:
+    """Everything one generation run needs; written resolved to the run's `config.yaml`."""
+
     prompt: str = ""
-    image: Optional[str] = None  # visual prompt path; None: Func Switch
+    """The text prompt (what to make)."""
+    image: Optional[str] = None
+    """Visual prompt, a PNG or JPEG path; null: Func Switch samples one from the prompt."""
     seed: int = 0
+    """Random seed; a run is reproducible from it."""
     steps: int = 600
-    loss_weight: Schedule = 1.0  # weight of the distillation surrogate loss
+    """Optimisation steps."""
+    loss_weight: Schedule = 1.0
+    """Weight of the distillation surrogate loss (the SGC terms are relative to it)."""
     checkpoint_every: int = 100
-    max_nonfinite_steps: int = 20  # consecutive NaN/Inf steps before the run stops
+    """Write `checkpoints/last.safetensors` every this many steps (what `--resume` reads)."""
+    max_nonfinite_steps: int = 20
+    """Consecutive steps with NaN/Inf gradients (skipped) before the run stops."""
     prior: PriorConfig = field(default_factory=PriorConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
@@ -101,7 +134,13 @@ def preset_data(preset: str | None) -> dict:
 
 
 def build_config(preset: str | None, updates: dict, overrides: list[str]) -> GenerateConfig:
-    """Defaults <- preset <- `updates` (from command-line flags) <- `key=value` overrides."""
+    """The resolved config of one run: defaults <- preset <- `updates` <- `key=value` overrides.
+
+    `preset` is `mini`, `sd15` or a YAML file (None: `mini`); `updates` is plain nested data (what
+    the command-line flags set, e.g. `{"prompt": "a cube", "distill": {"loss": "csm"}}`);
+    `overrides` are strings such as `"sgc.enabled=false"`. Raises `UserError` for an unknown key,
+    an ill-typed value, an empty prompt or fewer than one step.
+    """
     data = deep_merge(preset_data(preset), updates)
     config = from_dict(GenerateConfig, merge_overrides(data, overrides))
     if not config.prompt.strip():

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from tv3dg.calibrate.depth import check_depth_estimator
 from tv3dg.calibrate.sgc import Calibration, sample_reference_images
+from tv3dg.console import quiet_third_party
 from tv3dg.atomic import write_text_atomic
 from tv3dg.config import dump_yaml, schedule_value
 from tv3dg.distill.losses import compute_distillation, encode_renders, render_loss
@@ -337,6 +338,8 @@ def generate(
 
     A folder that already holds a run is refused unless `resume` (continue it) or `overwrite`.
     `stop.request()` (from any thread) ends the run at the next step boundary, as Ctrl-C does,
-    and every output is still written.
+    and every output is still written. Third-party loading notices stay off the terminal unless
+    `TV3DG_VERBOSE=1` (`tv3dg.console`).
     """
+    quiet_third_party()
     return Generation(config, Path(out_dir), resume, progress, overwrite).run(on_step, stop)

@@ -1,0 +1,52 @@
+"""The console of a run shows tv3dg's own progress and warnings only; `--verbose` lets the libraries'
+loading notices through (transformers' torchvision notice, diffusers' float32 note, weight-loading bars)."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# A short mini-prior run that still loads every model a default run loads (UNet, VAE, text and
+# image encoders, the attribute classifier) and writes every output.
+SHORT_RUN = [
+    "steps=2", "sgc.start_step=0", "sgc.sample_steps=2", "visual_prompt.sample_steps=2",
+    "export.mesh.target_faces=500", "export.mesh.texture=false", "export.turntable_frames=2", "export.views=2",
+]
+OWN_BARS = ("generate", "turntable")  # tqdm descriptions of the bars a generate run draws
+
+
+def stderr_lines(text: str) -> list[str]:
+    """Each line and each progress-bar redraw (tqdm rewrites its line with carriage returns)."""
+    return [line.strip() for line in re.split(r"[\r\n]", text) if line.strip()]
+
+
+def is_own(line: str) -> bool:
+    return line.startswith("tv3dg:") or line.split(":", 1)[0] in OWN_BARS
+
+
+def run_generate(out: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("TV3DG_VERBOSE", None)
+    return subprocess.run(
+        [sys.executable, "-m", "tv3dg.cli", "generate", "--prompt", "a red cube", "--out", str(out), *SHORT_RUN, *extra],
+        capture_output=True, text=True, env=env, timeout=600, check=False,
+    )
+
+
+@pytest.mark.slow
+def test_a_short_generate_prints_no_third_party_notice_unless_verbose(tmp_path):
+    quiet = run_generate(tmp_path / "quiet")
+    assert quiet.returncode == 0, quiet.stderr
+    foreign = [line for line in stderr_lines(quiet.stderr) if not is_own(line)]
+    assert foreign == []
+    assert any(line.startswith("generate:") for line in stderr_lines(quiet.stderr)), "the run's own progress is shown"
+    assert "done: 2 steps" in quiet.stdout
+
+    loud = run_generate(tmp_path / "loud", "--verbose")
+    assert loud.returncode == 0, loud.stderr
+    shown = [line for line in stderr_lines(loud.stderr) if not is_own(line)]
+    # The same run with --verbose shows what the quiet one held back, e.g. diffusers' weight-loading bars.
+    assert any("Loading weights" in line or "float32" in line for line in shown), shown
