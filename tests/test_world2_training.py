@@ -7,12 +7,14 @@ import json
 
 import pytest
 import torch
-from diffusers import AutoencoderKL
+from diffusers import AutoencoderKL, UNet2DConditionModel
 from safetensors.torch import load_file
 
 from tv3dg.priors.mini.training import train
 from tv3dg.priors.mini2.architecture import LATENT_CHANNELS, LATENT_SIZE
 from tv3dg.priors.mini2.data import load_pool
+from tv3dg.priors.mini2.export import export_prior
+from tv3dg.priors.mini2.paths import WeightPaths
 from tv3dg.priors.mini2.training import STAGES, WORLD2_PLAN, Mini2TrainConfig, plain_words
 from tv3dg.priors.mini2.world import HIDDEN_EMBLEM_PX, VISIBLE_EMBLEM_PX
 
@@ -44,6 +46,12 @@ def test_every_stage_runs_and_hands_its_weights_to_the_next(tmp_path):
     assert (run / "prior_state.safetensors").is_file()
     tokens = json.loads((run / "tokenizer" / "vocab.json").read_text())
     assert {"behind</w>", "pinstriped</w>", "octahedron</w>"} <= set(tokens)
+
+    # the diffusion stage lands beside the VAE in SD-1.5's layout and reloads as it was trained
+    assert export_prior(run, WeightPaths(weights)) < 2e-2
+    assert (weights / "ip_adapter" / "ip-adapter_mini.safetensors").is_file()
+    unet = UNet2DConditionModel.from_pretrained(weights / "model" / "unet")
+    assert unet.config.class_embed_type is None and unet.config.in_channels == LATENT_CHANNELS  # told no camera
 
 
 def test_training_captions_are_the_text_the_generator_feeds_the_tokenizer():

@@ -7,12 +7,27 @@ stored in float16 (diffusers loads it as float32) to keep the package small.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from safetensors.torch import save_file
+from transformers import CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
+
+from tv3dg.atomic import write_text_atomic
+from tv3dg.errors import UserError
+from tv3dg.priors.ip_adapter import attach_ip_adapter, read_ip_adapter
+from tv3dg.priors.mini.architecture import build_image_processor, build_sample_scheduler, image_encoder_input
+from tv3dg.priors.mini.checkpoint import load_training_state
+from tv3dg.priors.mini.export import EXPORT_TOLERANCE, MODEL_INDEX
+from tv3dg.priors.mini.ip_adapter import extract_ip_adapter_state, unet_without_ip_adapter
+from tv3dg.priors.mini.training import PriorModules
+from tv3dg.priors.mini2.architecture import IMAGE_SIZE, LATENT_CHANNELS, LATENT_SIZE, build_image_encoder, build_unet
+from tv3dg.priors.mini2.world import COLOUR_NAMES, PATTERNS, WorldObject, render_objects
+from tv3dg.render.cameras import orbit_cameras
 
 from tv3dg.priors.mini.module_io import save_module
 from tv3dg.priors.mini2.data import RenderPool
@@ -43,3 +58,50 @@ def export_module(model: nn.Module, path: Path) -> None:
     """A small network's weights (classifier, shape prior), written atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     save_module(model, path)
+
+
+def _noise_prediction(unet, text_encoder, tokenizer, image_encoder) -> torch.Tensor:
+    """Noise predictions for a captioned and an uncaptioned, image-prompted and plain latent pair."""
+    generator = torch.Generator().manual_seed(0)
+    image = render_objects([WorldObject(1, 0, 1)], orbit_cameras(20.0, 30.0, 3.2, 40.0, IMAGE_SIZE)).rgb
+    tokens = tokenizer(["a red striped cube back view", "a cube"], padding="max_length", max_length=tokenizer.model_max_length,
+                       return_tensors="pt")
+    embeds = image_encoder(pixel_values=image_encoder_input(image)).image_embeds
+    embeds = torch.cat([embeds, torch.zeros_like(embeds)]).unsqueeze(1)
+    latents = torch.randn(2, LATENT_CHANNELS, LATENT_SIZE, LATENT_SIZE, generator=generator)
+    return unet(latents, torch.tensor([300, 700]), encoder_hidden_states=text_encoder(tokens.input_ids).last_hidden_state,
+                added_cond_kwargs={"image_embeds": [embeds]}).sample
+
+
+@torch.no_grad()
+def export_prior(run_dir: Path, paths: WeightPaths, use_ema: bool = True) -> float:
+    """Write the diffusion stage (UNet, text encoder, tokenizer, scheduler; IP-Adapter and image
+    encoder) beside the shipped VAE, reload it as a user would and return the largest difference
+    of its noise predictions from the trained model's (float16 storage of the UNet accounts for it)."""
+    state = run_dir / "prior_state.safetensors"
+    if not state.is_file():
+        raise UserError(f"run folder lacks {state.name}; run `tv3dg mini train --world 2 --stage prior` until it finishes")
+    tokenizer = CLIPTokenizer.from_pretrained(run_dir / "tokenizer")
+    prior = PriorModules(tokenizer, build_unet(), build_image_encoder(), (len(COLOUR_NAMES), len(PATTERNS)))
+    load_training_state(state, {"ema" if use_ema else "model": prior}, None)
+    model_dir, ip_dir = paths.model, paths.root / "ip_adapter"
+    tokenizer.save_pretrained(model_dir / "tokenizer")
+    unet_without_ip_adapter(prior.unet, build_unet()).half().save_pretrained(model_dir / "unet", safe_serialization=True)
+    prior.text_encoder.save_pretrained(model_dir / "text_encoder", safe_serialization=True)
+    build_sample_scheduler().save_pretrained(model_dir / "scheduler")
+    write_text_atomic(model_dir / "model_index.json", json.dumps(MODEL_INDEX, indent=2))
+    ip_dir.mkdir(parents=True, exist_ok=True)
+    save_file(extract_ip_adapter_state(prior.unet), str(ip_dir / "ip-adapter_mini.safetensors"))
+    prior.image_encoder.save_pretrained(ip_dir / "image_encoder", safe_serialization=True)
+    build_image_processor(IMAGE_SIZE).save_pretrained(ip_dir / "image_encoder")
+
+    unet = UNet2DConditionModel.from_pretrained(model_dir / "unet")
+    attach_ip_adapter(unet, read_ip_adapter(ip_dir / "ip-adapter_mini.safetensors"))
+    reloaded = _noise_prediction(unet.eval(), CLIPTextModel.from_pretrained(model_dir / "text_encoder").eval(),
+                                 CLIPTokenizer.from_pretrained(model_dir / "tokenizer"),
+                                 CLIPVisionModelWithProjection.from_pretrained(ip_dir / "image_encoder").eval())
+    trained = _noise_prediction(prior.unet.eval(), prior.text_encoder.eval(), tokenizer, prior.image_encoder.eval())
+    error = float((reloaded - trained).abs().max())
+    if error > EXPORT_TOLERANCE:
+        raise RuntimeError(f"exported weights predict differently from the trained model (max error {error:.4f})")
+    return error
