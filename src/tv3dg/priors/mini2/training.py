@@ -60,7 +60,7 @@ class Mini2TrainConfig:
     shape_prior_batch: int = 16
     shape_prior_lr: float = 1e-3
     shape_prior_unknown_prob: float = 0.15
-    prior_steps: int = 10000
+    prior_steps: int = 6000
     prior_batch: int = 64
     prior_lr: float = 5e-4
     prior_warmup: int = 200
