@@ -22,15 +22,12 @@ from tv3dg.errors import UserError
 from tv3dg.priors.config import MINI, PriorConfig
 
 
-PRESET_HELP = ("the distill section of the preset of the prior it runs on: mini on the bundled prior, "
-               "sd15 with --model")
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "2d", help="2D playground: optimise one image with a distillation loss",
         description="Optimise one image with SDS, CSD, ISM, CSM or VPCSM and write a strip of its progress. "
-        f"The loss settings default to {PRESET_HELP} (--config picks another preset), its schedules stretched "
+        "The loss settings default to the distill section of the preset of the prior it runs on: mini on the "
+        "bundled prior, sd15 with --model (--config picks another preset), its schedules stretched "
         "to --steps. Each flag sets a config key; any prior.*, distill.* or other key can be set as key=value, "
         "e.g. distill.weighting=sqrt prior.ip_scale=0.5.",
     )
