@@ -1,17 +1,20 @@
-"""The worked example of the README and docs/generate.md: run its two commands and compose
-`docs/demo.png` and `docs/style_torus.png`.
+"""The worked examples of the README and the docs (generate, playground): run the example
+commands and compose `docs/*.png`.
 
-    python benchmarks/readme_figures.py        # about 4 minutes on a 2-core CPU
+    python benchmarks/readme_figures.py                # all figures, about 5 minutes on a 2-core CPU
+    python benchmarks/readme_figures.py playground     # only docs/playground.png, about 1 minute
 
-Each figure is the visual prompt (left, enlarged) beside the run's `views.png` (8 views).
+The 3D figures are the visual prompt (left, enlarged) beside the run's `views.png` (8 views).
+The playground figure is one `tv3dg 2d` strip per loss, SDS above VPCSM (the paper's Figure 3).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from tv3dg.cli import main
 
@@ -19,6 +22,42 @@ RUNS = {
     "demo": ["--prompt", "a red striped cube"],
     "style_torus": ["--prompt", "a torus", "--image", "examples/yellow_striped_cube.png", "--mode", "style"],
 }
+
+
+PLAYGROUND = ["2d", "--prompt", "a torus", "--image", "examples/yellow_striped_cube.png", "--ip-mode", "style"]
+PLAYGROUND_ROWS = {  # label -> the loss's own flags; everything else is the mini preset's distill section
+    "SDS, CFG 100": ["--loss", "sds", "--cfg", "100"],
+    "VPCSM": ["--loss", "vpcsm"],
+}
+SCALE = 4  # the 32 px frames, enlarged
+LABEL_WIDTH = 96
+
+
+def playground_sheet(strips: dict[str, Path], target: Path) -> None:
+    """The strips one above the other, each enlarged, with its label on the left."""
+    rows = [Image.open(path).convert("RGB") for path in strips.values()]
+    rows = [row.resize((row.width * SCALE, row.height * SCALE), Image.NEAREST) for row in rows]
+    sheet = Image.new("RGB", (LABEL_WIDTH + rows[0].width, sum(row.height for row in rows)), "white")
+    draw = ImageDraw.Draw(sheet)
+    top = 0
+    for label, row in zip(strips, rows):
+        draw.text((6, top + row.height // 2 - 6), label, fill="black")
+        sheet.paste(row, (LABEL_WIDTH, top))
+        top += row.height
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(target)
+
+
+def playground() -> None:
+    strips = {}
+    for label, flags in PLAYGROUND_ROWS.items():
+        out = Path("outputs") / "readme_playground" / f"{flags[1]}.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        code = main([*PLAYGROUND, *flags, "--out", str(out)])
+        if code != 0:
+            raise SystemExit(code)
+        strips[label] = out
+    playground_sheet(strips, Path("docs") / "playground.png")
 
 
 def compose(run_dir: Path, target: Path) -> None:
@@ -31,7 +70,7 @@ def compose(run_dir: Path, target: Path) -> None:
     sheet.save(target)
 
 
-def run() -> None:
+def generate_figures() -> None:
     for name, args in RUNS.items():
         out = Path("outputs") / f"readme_{name}"
         code = main(["generate", *args, "--out", str(out), "--overwrite", "--quiet"])
@@ -43,5 +82,10 @@ def run() -> None:
               json.dumps(metrics["attributes"]["prompt"]), json.dumps(metrics["attributes"].get("visual_prompt")))
 
 
+FIGURES = {"generate": generate_figures, "playground": playground}
+
 if __name__ == "__main__":
-    run()
+    for figure in sys.argv[1:] or FIGURES:
+        if figure not in FIGURES:
+            raise SystemExit(f"unknown figure '{figure}'; choose from {', '.join(FIGURES)}")
+        FIGURES[figure]()

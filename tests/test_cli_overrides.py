@@ -8,8 +8,7 @@ import pytest
 import tv3dg.pipeline.run as pipeline_run
 import tv3dg.priors.mini.training as mini_training
 from tv3dg.cli import build_parser, main
-from tv3dg.commands.playground import flag_updates
-from tv3dg.distill.playground import build_playground_config
+from tv3dg.commands.playground import playground_config
 
 COMMANDS = {
     "generate": ["generate", "--prompt", "a cube", "--out", "unused"],
@@ -43,18 +42,11 @@ def test_generate_takes_flags_before_and_after_overrides(captured):
 
 def test_2d_flags_are_config_keys_and_overrides_win():
     args = build_parser().parse_args(["2d", "distill.weighting=sqrt", "--prompt", "a dog", "--loss", "sds", "steps=6",
-                                      "--ip-scale", "0.5", "prior.ip_scale=0.25"])
-    config = build_playground_config(flag_updates(args), args.overrides)
-    assert config.steps == 6 and config.distill.weighting == "sqrt" and config.prior.ip_scale == 0.25
-    assert config.distill.cfg_scale == 100.0  # SDS's playground default
-    assert config.distill.t_max == [0, 0.98, 0.5, 3]  # annealed over the first half of the 6 steps
-
-
-def test_2d_loss_defaults_follow_a_loss_given_as_a_key():
-    args = build_parser().parse_args(["2d", "--prompt", "a dog", "distill.loss=sds", "distill.cfg_scale=50"])
-    assert build_playground_config(flag_updates(args), args.overrides).distill.cfg_scale == 50.0
-    args = build_parser().parse_args(["2d", "--prompt", "a dog", "distill.loss=sds"])
-    assert build_playground_config(flag_updates(args), args.overrides).distill.cfg_scale == 100.0
+                                      "--ip-scale", "0.5", "prior.ip_scale=0.25", "--cfg", "100", "distill.t_min=0.1"])
+    config, preset = playground_config(args)
+    assert preset == "mini" and config.steps == 6 and config.prior.ip_scale == 0.25
+    assert (config.distill.loss, config.distill.weighting, config.distill.cfg_scale, config.distill.t_min) == (
+        "sds", "sqrt", 100.0, 0.1)
 
 
 def test_mini_train_takes_overrides_after_flags(captured):

@@ -141,7 +141,6 @@ class Objective:
     name: str
     direction: Direction
     summary: str  # one line for --help
-    playground_cfg: float = 7.5  # default guidance of `tv3dg 2d`
 
 
 LOSSES: dict[str, Objective] = {
@@ -151,8 +150,7 @@ LOSSES: dict[str, Objective] = {
         Objective("csm", csm, "classifier score matching: the classifier term on DDIM-inverted noise"),
         Objective("ism", ism, "interval score matching: SDS with DDIM-inverted noise and a denoised target"),
         Objective("csd", csd, "classifier score distillation: the classifier term on random noise"),
-        # SDS needs a large scale to beat its noise term; the others use 7.5
-        Objective("sds", sds, "score distillation sampling (DreamFusion)", playground_cfg=100.0),
+        Objective("sds", sds, "score distillation sampling (DreamFusion)"),
     )
 }
 """Every distillation loss, the default (vpcsm) first."""

@@ -11,63 +11,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Optional
+from typing import Callable
 
 import torch
 from torch import Tensor
 
-from tv3dg.config import from_dict, merge_overrides
 from tv3dg.distill.config import DistillConfig
 from tv3dg.distill.losses import compute_distillation, encode_renders, render_loss
-from tv3dg.distill.objectives import LOSSES
+from tv3dg.distill.playground_config import Target
 from tv3dg.errors import UserError
 from tv3dg.priors.base import Conditions
-from tv3dg.priors.config import PriorConfig
 from tv3dg.priors.diffusers_prior import DiffusersPrior
-
-Target = Literal["image", "latent"]
-
-
-@dataclass
-class PlaygroundConfig:
-    """Everything `tv3dg 2d` runs with; each of its flags sets one of these keys.
-
-    Without `prior.model` the bundled mini prior and its IP-Adapter are used. Unless set,
-    `distill.cfg_scale` is the loss's playground default (100 for SDS, else 7.5) and
-    `distill.t_max` anneals from 0.98 to 0.5 over the first half of the run.
-    """
-
-    prompt: str = ""
-    image: Optional[str] = None  # visual prompt; needs an IP-Adapter
-    steps: int = 200
-    lr: float = 0.05  # Adam learning rate
-    target: Target = "image"  # optimise RGB pixels through the VAE ("image") or the latent itself
-    frames: int = 8  # snapshots in the strip
-    seed: int = 0
-    prior: PriorConfig = field(default_factory=PriorConfig)
-    distill: DistillConfig = field(default_factory=DistillConfig)
-
-    def __post_init__(self) -> None:
-        if not self.prompt.strip():
-            raise UserError('the prompt is empty; pass --prompt "a red striped cube"')
-        if self.steps < 1 or self.frames < 1:
-            raise UserError(f"steps and frames must be at least 1, got steps={self.steps} frames={self.frames}")
-        if not 0 < self.lr <= 10:
-            raise UserError(f"lr must lie in (0, 10], got {self.lr}")
-
-
-def build_playground_config(updates: dict, overrides: list[str]) -> PlaygroundConfig:
-    """Defaults <- `updates` (from the flags) <- `key=value` overrides, then the loss-dependent defaults."""
-    data = merge_overrides(updates, overrides)
-    distill = data.setdefault("distill", {})
-    if isinstance(distill, dict):
-        objective = LOSSES.get(distill.get("loss", DistillConfig.loss))
-        if objective is not None:
-            distill.setdefault("cfg_scale", objective.playground_cfg)
-        steps = data.get("steps", PlaygroundConfig.steps)
-        if isinstance(steps, int):
-            distill.setdefault("t_max", [0, 0.98, 0.5, max(steps // 2, 1)])
-    return from_dict(PlaygroundConfig, data)
 
 
 @dataclass
