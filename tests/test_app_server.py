@@ -96,7 +96,9 @@ def test_without_credentials_the_page_and_the_api_are_refused_with_them_they_wor
     _, _, _, _, metrics = _generate(_client(server, BOB), "a red striped cube")
     assert metrics["steps"] == 2 and metrics["prompt"] == "a red striped cube"
     new = _run_folders(server) - before
-    assert len(new) == 1 and json.loads((new.pop() / "owner.json").read_text()) == {"user": "bob"}
+    assert len(new) == 1 and json.loads((next(iter(new)) / "owner.json").read_text()) == {"user": "bob"}
+    views = urllib.parse.urljoin(server.url, f"gradio_api/file={next(iter(new)) / 'views.png'}")
+    assert _status(views) == 401 and _status(views, session) == 200  # the run's files too
 
 
 def _server_path(path: str) -> dict:
