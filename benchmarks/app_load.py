@@ -101,20 +101,23 @@ def run_client(url: str, password: str, requests: list[Request]) -> None:
             request.problems.append("Stop was pressed but the run was not stopped" if pressed
                                     else "the run ended before Stop was pressed")
         request.received_asset = hashlib.sha256(Path(asset).read_bytes()).hexdigest()
-        request.problems += check_files(request, Path(asset), Path(mesh), Path(turntable), Path(views), metrics)
+        request.problems += check_files(request, asset, mesh, turntable, views, metrics=metrics)
 
 
-def check_files(request: Request, asset: Path, mesh: Path, turntable: Path, views: Path, metrics: dict) -> list[str]:
-    """What is wrong with the files a client got back: missing, unreadable, or another client's."""
+def check_files(request: Request, *files: str | None, metrics: dict) -> list[str]:
+    """What is wrong with the files a client got back (asset, mesh, turntable, views): missing,
+    unreadable, or another client's."""
     import imageio.v3 as iio
     import trimesh
     from PIL import Image
 
     from tv3dg.gaussians.ply import load_ply
 
-    missing = [p.name for p in (asset, mesh, turntable, views) if not p.is_file()]
+    names = ("asset.ply", "mesh.glb", "turntable", "views.png")
+    missing = [name for name, path in zip(names, files) if path is None or not Path(path).is_file()]
     if missing:
         return [f"lost: {', '.join(missing)} missing from the result"]
+    asset, mesh, turntable, views = (Path(path) for path in files)
     problems = []
     if metrics["prompt"] != request.prompt:
         problems.append(f"mixed up: asked {request.prompt!r}, got the run of {metrics['prompt']!r}")

@@ -18,7 +18,7 @@ from typing import Iterator
 FAST = ["export.turntable_frames=8", "export.turntable_resolution=64", "export.mesh.resolution=48",
         "export.mesh.texture_resolution=128", "export.mesh.bake_resolution=64",
         "visual_prompt.sample_steps=10", "sgc.sample_steps=10"]
-START_TIMEOUT_S = 300  # a shared, busy machine imports torch and Gradio slowly
+START_TIMEOUT_S = 600  # a shared, busy machine (load 20 on 2 cores) took 160 s and more to start it
 
 
 class AppDidNotStart(RuntimeError):
