@@ -40,6 +40,9 @@ SHAPES = ("cube", "sphere", "torus", "cone", "cylinder", "pyramid")
 POLL_S = 0.05
 STOP_AFTER_S = 3.0  # how long a run to be stopped runs before its client presses Stop
 RUN_TIMEOUT_S = 1800
+# gradio_client's own default, 5 s per HTTP call, expired once under a load average of 13 to 25
+# (a queue join answered late; the server still ran the run): a client of a busy server waits longer.
+CLIENT_TIMEOUT_S = 120
 
 
 @dataclass
@@ -76,7 +79,7 @@ def run_client(url: str, password: str, requests: list[Request]) -> None:
     from gradio_client import Client
     from gradio_client.utils import Status
 
-    client = Client(url, auth=(requests[0].user, password), verbose=False)
+    client = Client(url, auth=(requests[0].user, password), verbose=False, httpx_kwargs={"timeout": CLIENT_TIMEOUT_S})
     for request in requests:
         submitted = time.monotonic()
         job = client.submit(request.prompt, None, "texture", "vpcsm", request.steps, request.seed, api_name="/generate")
