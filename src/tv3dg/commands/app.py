@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 from pathlib import Path
 
 from tv3dg.commands.arguments import add_overrides
@@ -62,4 +63,15 @@ def run(args: argparse.Namespace) -> None:
     if warning:
         warn(warning)
     app = build_app(settings)
-    app.queue().launch(server_name=args.host, server_port=args.port, **launch_options(settings, args.max_upload, accounts))
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        app.queue().launch(server_name=args.host, server_port=args.port,
+                           **launch_options(settings, args.max_upload, accounts))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """A `kill` or a service manager's stop ends the app as Ctrl-C does: Gradio closes the server
+    and the exit handlers run (they remove the private upload folder)."""
+    raise KeyboardInterrupt
