@@ -14,7 +14,7 @@ import numpy as np
 from torch import Tensor
 
 from tv3dg.app.inputs import AppSettings, PageInputs, config_for
-from tv3dg.app.runs import discard_unfinished, new_run_dir
+from tv3dg.app.runs import discard_unfinished, new_run_dir, record_owner
 from tv3dg.export.video import to_uint8
 from tv3dg.gaussians.model import Gaussians
 from tv3dg.pipeline.config import GenerateConfig
@@ -113,15 +113,19 @@ def _front_view(gaussians: Gaussians, config: GenerateConfig) -> Tensor:
     return render_views(gaussians, export, PREVIEW_SIZE, WHITE)
 
 
-def run_job(settings: AppSettings, inputs: PageInputs, stop: StopRequest) -> Iterator[Progress | Finished]:
+def run_job(settings: AppSettings, inputs: PageInputs, stop: StopRequest,
+            user: str | None = None) -> Iterator[Progress | Finished]:
     """Validate, make the run's folder, run; yields `Progress` while it runs and `Finished` at the end.
 
     Bad input raises `UserError` before any folder is made; a run that fails before writing an
     asset leaves no folder. Closing the iterator (the page went away) stops the run at the next
-    step boundary and waits for its outputs.
+    step boundary and waits for its outputs. `user`: the signed-in user, recorded as the run's
+    owner. A finished run applies the retention bounds to the older ones.
     """
     config = config_for(settings, inputs)
     run_dir = new_run_dir(settings.runs, config.prompt)
+    if user is not None:
+        record_owner(run_dir, user)
     if config.image:  # keep the upload with the run, so the folder is complete on its own
         upload = Path(config.image)
         kept = run_dir / f"input_image{upload.suffix.lower()}"
@@ -141,6 +145,7 @@ def run_job(settings: AppSettings, inputs: PageInputs, stop: StopRequest) -> Ite
     except BaseException:
         discard_unfinished(run_dir)
         raise
+    settings.retention.prune(settings.runs, result.out_dir)
     yield job.progress()
     yield Finished(result)
 

@@ -2,7 +2,8 @@
 
 Every generation (from the page or the API) goes through one queue slot per device
 (`concurrency_id="device"`), so users wait their turn and see their place in the queue; each
-session's outputs are returned to that session only.
+session's outputs are returned to that session only. With sign-in, each user's past runs are
+theirs only; `/stop` stops the caller's own running generation, as the page's Stop button does.
 """
 
 import atexit
@@ -14,10 +15,9 @@ from typing import Any, Iterator
 from tv3dg.app import require_gradio
 from tv3dg.app.inputs import AppSettings, PageInputs
 from tv3dg.app.jobs import Finished, Sessions, run_job
-from tv3dg.app.runs import finished_runs, zip_run
+from tv3dg.app.runs import runs_for, zip_run
 from tv3dg.distill.objectives import LOSS_NAMES
 from tv3dg.errors import UserError
-from tv3dg.pipeline.interrupt import StopRequest
 
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]  # no web-font download
 MONO_FONTS = ["ui-monospace", "monospace"]
@@ -124,7 +124,7 @@ def build_app(settings: AppSettings) -> Any:
             inputs = PageInputs(text, upload, mode_, loss_, steps_, seed_, cfg_, pag_, ip_, sgc_)
             stop = sessions.open(request.session_hash)
             try:
-                for event in run_job(settings, inputs, stop):
+                for event in run_job(settings, inputs, stop, request.username):
                     if isinstance(event, Finished):
                         yield {status: "finished; loading the results", current: str(event.result.out_dir)}
                     else:
@@ -138,26 +138,39 @@ def build_app(settings: AppSettings) -> Any:
             finally:
                 sessions.close(request.session_hash, stop)
 
-        def stop_on_page(request: gr.Request) -> None:
-            if sessions.stop(request.session_hash):
+        def stop_session(request: gr.Request) -> bool:
+            """Stop this client's running generation after its current step; its outputs are still
+            written and returned. False when it has none running."""
+            stopping = sessions.stop(request.session_hash)
+            if stopping:
                 gr.Info("stopping after the current step; every output is still written")
+            return stopping
 
-        def generate_api(text: str, upload: str | None, mode_: str, loss_: str, steps_: float, seed_: float) -> tuple:
+        def generate_api(text: str, upload: str | None, mode_: str, loss_: str, steps_: float, seed_: float,
+                         request: gr.Request) -> tuple:
             """Run one generation; returns asset.ply, mesh.glb, the turntable, views.png and metrics.json."""
             inputs = PageInputs(text, upload, mode_, loss_, steps_, seed_)
+            stop = sessions.open(request.session_hash)
             try:
-                finished = [e for e in run_job(settings, inputs, StopRequest()) if isinstance(e, Finished)][0]
+                events = run_job(settings, inputs, stop, request.username)
+                finished = [e for e in events if isinstance(e, Finished)][0]
             except UserError as err:
                 raise gr.Error(str(err), print_exception=False) from None
+            finally:
+                sessions.close(request.session_hash, stop)
             files = run_files(finished.result.out_dir)
             return files["asset"], files["mesh"], files["turntable"], files["views"], files["metrics"]
 
-        def list_runs() -> tuple[list, list[str]]:
-            runs = [p for p in finished_runs(settings.runs) if (p / "views.png").is_file()]
+        def list_runs(request: gr.Request) -> tuple[list, list[str]]:
+            runs = [p for p in runs_for(settings.runs, request.username) if (p / "views.png").is_file()]
             return [(str(p / "views.png"), p.name) for p in runs], [p.name for p in runs]
 
         def reopen(names: list[str], event: gr.SelectData) -> list:
-            return shown(settings.runs / names[event.index])
+            run_dir = settings.runs / names[event.index]
+            if not (run_dir / "metrics.json").is_file():
+                raise gr.Error(f"run {run_dir.name} is no longer kept (this app keeps only its latest runs); "
+                               "press Refresh", print_exception=False)
+            return shown(run_dir)
 
         def show_current(run_dir: str | None) -> list:
             return shown(Path(run_dir)) if run_dir else [gr.skip()] * (1 + len(results))
@@ -170,20 +183,24 @@ def build_app(settings: AppSettings) -> Any:
             show_progress_on=[status], api_visibility="private",
         ).success(show_current, current, [status, *results], api_visibility="private").then(
             list_runs, None, [gallery, listed], api_visibility="private")
-        stop_button.click(stop_on_page, None, None, concurrency_limit=None, api_visibility="private")
+        stopping = gr.Checkbox(visible=False)  # whether a Stop found a run to stop
+        stop_button.click(stop_session, None, stopping, concurrency_limit=None, api_visibility="private")
         api_trigger.click(
             generate_api, [prompt, image, mode, loss, steps, seed], [asset, mesh, turntable, views, metrics],
             api_name="generate", concurrency_limit=1, concurrency_id="device",
         )
+        api_stop = gr.Button(visible=False)
+        api_stop.click(stop_session, None, stopping, api_name="stop", concurrency_limit=None)
         refresh.click(list_runs, None, [gallery, listed], api_visibility="private")
         gallery.select(reopen, listed, [status, *results], api_visibility="private")
         demo.load(list_runs, None, [gallery, listed], api_visibility="private")
     return demo
 
 
-def launch_options(settings: AppSettings, max_upload: str) -> dict:
-    """`Blocks.launch` arguments: serve the runs folder, cap uploads, use no web fonts."""
+def launch_options(settings: AppSettings, max_upload: str, accounts: list[tuple[str, str]]) -> dict:
+    """`Blocks.launch` arguments: serve the runs folder, cap uploads, use no web fonts; with
+    `accounts` (user, password), Gradio's sign-in guards the page, the API and the files."""
     gr = require_gradio()
     theme = gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS)
     return {"allowed_paths": [str(settings.runs.resolve())], "max_file_size": max_upload, "ssr_mode": False,
-            "theme": theme, "css": CSS, "show_error": True}
+            "theme": theme, "css": CSS, "show_error": True, "auth": accounts or None}

@@ -1,8 +1,10 @@
-"""The app's run folders: one new folder per run under `--runs`, a listing of the finished ones
-for the gallery, a zip of one for download, and removal of a folder a failed run left empty."""
+"""The app's run folders: one new folder per run under `--runs`, who asked for it (with sign-in),
+a listing of the finished ones for the gallery, a zip of one for download, and removal of a folder
+a failed run left empty."""
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import shutil
@@ -10,7 +12,10 @@ import time
 import zipfile
 from pathlib import Path
 
+from tv3dg.atomic import write_text_atomic
+
 SLUG_LENGTH = 40
+OWNER_FILE = "owner.json"  # {"user": name} of a run made by a signed-in user
 
 
 def slug(text: str) -> str:
@@ -34,11 +39,29 @@ def new_run_dir(runs: Path, prompt: str) -> Path:
 
 
 def finished_runs(runs: Path) -> list[Path]:
-    """Folders under `runs` holding a finished (or stopped) run, newest first."""
+    """Folders under `runs` holding a finished (or stopped) run, newest first (hidden ones, such as
+    a run being deleted, are not listed)."""
     if not runs.is_dir():
         return []
-    done = [p for p in runs.iterdir() if (p / "metrics.json").is_file() and (p / "asset.ply").is_file()]
+    done = [p for p in runs.iterdir()
+            if not p.name.startswith(".") and (p / "metrics.json").is_file() and (p / "asset.ply").is_file()]
     return sorted(done, key=lambda p: p.name, reverse=True)
+
+
+def record_owner(run_dir: Path, user: str) -> None:
+    write_text_atomic(run_dir / OWNER_FILE, json.dumps({"user": user}) + "\n")
+
+
+def owner(run_dir: Path) -> str | None:
+    """The signed-in user who made the run; None for a run made without sign-in."""
+    path = run_dir / OWNER_FILE
+    return json.loads(path.read_text())["user"] if path.is_file() else None
+
+
+def runs_for(runs: Path, user: str | None) -> list[Path]:
+    """The finished runs a user sees, newest first: their own with sign-in, all of them without."""
+    done = finished_runs(runs)
+    return done if user is None else [p for p in done if owner(p) == user]
 
 
 def zip_run(run_dir: Path, target_dir: Path) -> Path:
