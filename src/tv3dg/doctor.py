@@ -78,7 +78,6 @@ def version_checks() -> list[Check]:
 class DeviceInfo:
     device: torch.device
     free_bytes: int  # free GPU memory on CUDA, available RAM on the CPU
-    total_bytes: int
 
 
 def available_ram() -> tuple[int, int]:
@@ -111,13 +110,13 @@ def device_checks(config: GenerateConfig) -> tuple[list[Check], DeviceInfo | Non
         checks.append(Check("dtype", "ok", f"{config.prior.dtype} on {device.type}"))
     except UserError as err:
         checks.append(Check("dtype", "fail", f"{err} (prior.dtype=float32)"))
-    return checks, DeviceInfo(device, free, total)
+    return checks, DeviceInfo(device, free)
 
 
 def gsplat_checks(device: torch.device | None) -> list[Check]:
     """gsplat importable; on CUDA its kernels load and draw what the torch rasterizer draws."""
     if not gsplat_available():
-        return [Check("gsplat", "warning", "not installed; the torch rasterizer is used (pip install 'tv3dg[gpu]' for gsplat's CUDA kernels)")]
+        return [Check("gsplat", "warning", "not installed (or fails to import); the torch rasterizer is used (pip install 'tv3dg[gpu]' for gsplat's CUDA kernels)")]
     import gsplat
 
     if device is None or device.type != "cuda":
