@@ -42,6 +42,7 @@ import torch
 
 from rasterizer import scene
 from sd15_scale import IMAGE, ensure_weights, machine
+from tv3dg.commands.arguments import IntermixedParser, add_overrides
 from tv3dg.distill.objectives import LOSS_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,7 +128,8 @@ def sd15_steps(args: argparse.Namespace) -> dict:
     for loss in args.losses:
         command = [sys.executable, str(ROOT / "benchmarks" / "sd15_scale.py"), "--device", args.device,
                    "--resolution", str(args.resolution), "--views", str(args.views), "--steps", str(args.steps),
-                   "--dtype", args.dtype, "--weights", str(args.weights), "--json", "unused.json", "--child", loss]
+                   "--dtype", args.dtype, "--weights", str(args.weights), "--json", "unused.json", *args.overrides,
+                   "--child", loss]
         done = subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True)
         row = json.loads(done.stdout.strip().splitlines()[-1])
         row["estimated_gib"] = estimated_gib(args, loss)
@@ -172,7 +174,7 @@ def generate_run(args: argparse.Namespace) -> dict:
     config = build_config("sd15", flags, [
         f"steps={args.generate_steps}", f"prior.device={args.device}", f"prior.dtype={args.dtype}", "init.kind=sphere",
         f"camera.resolution={args.resolution}", f"prior.resolution={args.resolution}", f"camera.views_per_step={args.views}",
-        f"checkpoint_every={args.generate_steps}", "export.turntable_frames=8"])
+        f"checkpoint_every={args.generate_steps}", "export.turntable_frames=8", *args.overrides])
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
@@ -226,7 +228,7 @@ def markdown(result: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = IntermixedParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda")
     parser.add_argument("--resolution", type=int, default=512)
     parser.add_argument("--views", type=int, default=4)
@@ -242,6 +244,7 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help="random-weight folders (built when missing)")
     parser.add_argument("--stages", nargs="+", choices=list(STAGES), default=list(STAGES))
     parser.add_argument("--json", type=Path, required=True, help="results; the markdown table goes beside it (.md)")
+    add_overrides(parser, "export.mesh.resolution=32 (applied to the sd15_steps and generate runs)")
     args = parser.parse_args()
     args.dtype = args.dtype or ("float16" if args.device == "cuda" else "float32")
     if args.device == "cuda" and not torch.cuda.is_available():
