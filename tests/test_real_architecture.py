@@ -27,7 +27,6 @@ from tv3dg.pipeline import run as run_module
 from tv3dg.pipeline.config import build_config
 from tv3dg.priors.random_weights import (
     PUBLISHED_PARAMETERS,
-    Depth,
     RandomSD15,
     count_parameters,
     make_bpe_tokenizer,
@@ -35,11 +34,9 @@ from tv3dg.priors.random_weights import (
     unet_config,
     vae_config,
     vision_config,
-    write_random_sd15,
 )
 
 pytestmark = pytest.mark.slow
-REDUCED = Depth(unet_layers_per_block=1, vae_layers_per_block=1, text_layers=1, vision_layers=1)
 
 
 def test_full_depth_configs_have_the_published_parameter_counts(tmp_path):
@@ -55,9 +52,9 @@ def test_full_depth_configs_have_the_published_parameter_counts(tmp_path):
     assert counts == PUBLISHED_PARAMETERS
 
 
-@pytest.fixture(scope="session")
-def weights(tmp_path_factory) -> RandomSD15:
-    return write_random_sd15(tmp_path_factory.mktemp("sd15_full_width"), REDUCED)
+@pytest.fixture
+def weights(reduced_sd15) -> RandomSD15:
+    return reduced_sd15  # written once per session (tests/conftest.py)
 
 
 def test_sd15_preset_runs_vpcsm_with_pag_and_sgc_at_the_real_widths(weights, tmp_path):

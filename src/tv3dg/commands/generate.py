@@ -42,17 +42,20 @@ def flag_updates(args: argparse.Namespace) -> dict:
     for key, value in (("prompt", args.prompt), ("image", args.image), ("steps", args.steps), ("seed", args.seed)):
         if value is not None:
             updates[key] = value
-    prior = {
-        k: v
-        for k, v in (("ip_mode", args.mode), ("model", args.model), ("ip_adapter", args.ip_adapter),
-                     ("image_encoder", args.image_encoder))
-        if v is not None
-    }
+    prior = prior_flag_updates(args)
+    if args.mode is not None:
+        prior["ip_mode"] = args.mode
     if prior:
         updates["prior"] = prior
     if args.loss is not None:
         updates["distill"] = {"loss": args.loss}
     return updates
+
+
+def prior_flag_updates(args: argparse.Namespace) -> dict:
+    """`prior` config data from --model, --ip-adapter and --image-encoder (only those given)."""
+    pairs = (("model", args.model), ("ip_adapter", args.ip_adapter), ("image_encoder", args.image_encoder))
+    return {key: value for key, value in pairs if value is not None}
 
 
 def run(args: argparse.Namespace) -> None:

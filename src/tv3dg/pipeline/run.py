@@ -39,6 +39,7 @@ from tv3dg.priors.base import DiffusionPrior
 from tv3dg.priors.diffusers_prior import DiffusersPrior
 from tv3dg.priors.images import read_image, to_image_batch
 from tv3dg.priors.registry import named_model
+from tv3dg.priors.weight_checks import check_prior_weights
 from tv3dg.render.cameras import Cameras, OrbitRanges, concat_cameras, orbit_cameras, sample_orbit_cameras, turntable_azimuths, turntable_cameras
 from tv3dg.render.rasterizer import RenderOutput, rasterize
 
@@ -108,6 +109,7 @@ class Generation:
             raise UserError(f"'{out_dir}' already holds a run; pass --resume {out_dir}, --overwrite, or another --out")
         # Validate the image before loading the (possibly large) prior.
         image = to_image_batch(read_image(config.image, image_background(config))) if config.image and not resume else None
+        check_prior_weights(config.prior)  # configs and headers: a wrong adapter fails in seconds, not after loading
         if not resume:
             check_initializer(config.init, config.prior.model)
             if config.sgc.enabled:

@@ -111,7 +111,7 @@ def resolve_backend(backend: Backend, device: torch.device) -> Literal["torch", 
     cuda_ready = device.type == "cuda" and torch.cuda.is_available()
     if backend == "gsplat":
         if not cuda_ready or not gsplat_available():
-            raise RuntimeError("the gsplat backend needs CUDA tensors and `pip install tv3dg[gsplat]`")
+            raise RuntimeError("the gsplat backend needs CUDA tensors and `pip install 'tv3dg[gpu]'`")
         return "gsplat"
     if backend == "auto":
         return "gsplat" if cuda_ready and gsplat_available() else "torch"
