@@ -15,7 +15,7 @@ from tv3dg import __version__
 from tv3dg.commands.arguments import IntermixedParser
 from tv3dg.errors import UserError
 
-COMMAND_MODULES = ("render", "playground", "mini", "generate", "batch", "app")
+COMMAND_MODULES = ("render", "convert", "playground", "mini", "generate", "batch", "app")
 
 
 def build_parser() -> argparse.ArgumentParser:
