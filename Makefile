@@ -5,7 +5,9 @@ STAMP := $(VENV)/.installed
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup demo test bench chromium
+VIEWER := src/tv3dg/app/viewer
+
+.PHONY: setup demo test bench chromium viewer
 
 setup: $(STAMP)
 
@@ -26,7 +28,13 @@ demo: setup
 chromium:
 	@test -x $(CHROMIUM) || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
-test: setup chromium
+# The app's splat viewer: Spark and three.js from npm, exactly as pinned in the lockfile.
+viewer: $(VIEWER)/node_modules/.package-lock.json
+
+$(VIEWER)/node_modules/.package-lock.json: $(VIEWER)/package.json $(VIEWER)/package-lock.json
+	npm ci --prefix $(VIEWER) --no-audit --no-fund
+
+test: setup chromium viewer
 	$(PY) -m pytest -q
 
 bench: setup

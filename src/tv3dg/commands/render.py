@@ -10,11 +10,11 @@ import argparse
 import math
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from tv3dg.errors import UserError
 from tv3dg.gaussians.model import Gaussians
+from tv3dg.render.cameras import bounding_radius
 
 NAMED_BACKGROUNDS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0)}
 
@@ -91,8 +91,5 @@ def parse_radius(text: str, gaussians: Gaussians, fov: float) -> float:
 
 
 def auto_radius(gaussians: Gaussians, fov: float, margin: float = 1.1) -> float:
-    """Distance at which a sphere holding 99% of the asset (centres plus 2 sigma) fills the frame."""
-    with torch.no_grad():
-        extent = gaussians.means.norm(dim=1) + 2.0 * gaussians.scales.max(dim=1).values
-        bound = float(np.quantile(extent.float().cpu().numpy(), 0.99))
-    return max(bound, 1e-3) * margin / math.sin(math.radians(fov) / 2)
+    """Distance at which the asset's bounding sphere (`bounding_radius`) fills the frame."""
+    return bounding_radius(gaussians) * margin / math.sin(math.radians(fov) / 2)

@@ -22,6 +22,7 @@ from tv3dg.init.initializers import InitConfig
 from tv3dg.priors.config import PriorConfig
 
 PRESETS = ("mini", "sd15")
+AssetFormat = Literal["ply", "compressed.ply", "spz", "splat", "glb"]  # names in tv3dg.gaussians.formats
 
 
 @dataclass
@@ -69,6 +70,15 @@ class ExportConfig:
     views: int = 8  # views in views.png and in the attribute metrics
     radius: float = 3.2
     fov_deg: float = 40.0
+    # Gaussian files written as asset.<suffix>; "ply" (the Inria layout) is what the app, batch
+    # and resume read, so it is always among them.
+    formats: list[AssetFormat] = field(default_factory=lambda: ["ply", "spz"])
+
+    def __post_init__(self) -> None:
+        if "ply" not in self.formats:
+            raise UserError(f"export.formats must include 'ply' (the app, batch and render read asset.ply), got {self.formats}")
+        if len(set(self.formats)) != len(self.formats):
+            raise UserError(f"export.formats lists a format twice: {self.formats}")
 
 
 @dataclass
