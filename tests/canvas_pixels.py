@@ -50,8 +50,14 @@ def framing(png: bytes) -> Framing:
 
 
 def canvas_png(page, canvas) -> bytes:
-    """A screenshot of `canvas` (a locator, possibly inside an iframe) taken as a clip of the page:
-    a locator's own screenshot waits for the element to be "stable" over animation frames, which a
+    """`canvas` (a locator, possibly inside an iframe) cut out of a screenshot of the viewport: a
+    locator's own screenshot waits for the element to be "stable" over animation frames, which a
     software-GL renderer on a busy machine may not deliver in time."""
-    box = canvas.bounding_box(timeout=60_000)
-    return page.screenshot(clip=box, timeout=60_000)
+    canvas.scroll_into_view_if_needed(timeout=60_000)
+    box = canvas.bounding_box(timeout=60_000)  # relative to the viewport
+    shot = Image.open(io.BytesIO(page.screenshot(timeout=60_000)))
+    scale = shot.width / page.viewport_size["width"]
+    crop = shot.crop(tuple(round(v * scale) for v in (box["x"], box["y"], box["x"] + box["width"], box["y"] + box["height"])))
+    out = io.BytesIO()
+    crop.save(out, format="PNG")
+    return out.getvalue()

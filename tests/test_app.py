@@ -245,3 +245,27 @@ def test_the_generate_api_with_gradio_client(server):
     assert Path(mesh).suffix == ".glb" and Path(views).suffix == ".png" and metrics["steps"] == 10
     with pytest.raises(Exception, match="steps must be at least 1"):
         client.predict("a cylinder", None, "texture", "vpcsm", 0, 1, api_name="/generate")
+
+
+def test_a_past_run_reopens_framed_in_the_splat_viewer(browser, server, tmp_path):
+    """The sample asset as a finished run: the gallery reopens it, the viewer frames it on a light
+    background and both asset files are offered (this needs no generation, so it stays quick)."""
+    from playwright.sync_api import expect
+
+    from tv3dg.gaussians.formats import save
+    from tv3dg.gaussians.synthetic import SAMPLE_ASSET
+
+    run_dir = server.runs / "20000101-000000-the-sample-asset"
+    run_dir.mkdir()
+    sample = load(SAMPLE_ASSET)
+    save(run_dir / "asset.ply", sample)
+    save(run_dir / "asset.spz", sample)
+    Image.new("RGB", (32, 32), "white").save(run_dir / "views.png")
+    (run_dir / "metrics.json").write_text(json.dumps({"steps": 1, "time_s": 1.0, "num_gaussians": sample.num_points}))
+    page = _open(browser, server)
+    page.get_by_text("Refresh").click()
+    page.locator("#gallery img").last.click()  # the oldest run, listed last
+    expect(page.locator("#status")).to_contain_text(run_dir.name, timeout=60_000)
+    _check_framing(page, "sample reopened")
+    expect(page.locator("#asset_files a[download]")).to_have_count(2)
+    page.context.close()

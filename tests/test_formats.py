@@ -5,7 +5,6 @@ import time
 
 import numpy as np
 import pytest
-import torch
 import trimesh
 
 from splat_cases import errors, in_range_gaussians, tolerances

@@ -4,7 +4,6 @@ it frames the asset, and Spark's own decoders open our .spz, compressed .ply, .s
 
 from __future__ import annotations
 
-import functools
 import http.server
 import threading
 from pathlib import Path
