@@ -6,7 +6,9 @@ STAMP := $(VENV)/.installed
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup demo test docs bench chromium
+VIEWER := src/tv3dg/app/viewer
+
+.PHONY: setup demo test docs bench chromium viewer
 
 setup: $(STAMP)
 
@@ -27,9 +29,15 @@ demo: setup
 chromium:
 	@test -x $(CHROMIUM) || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
+# The app's splat viewer: Spark and three.js from npm, exactly as pinned in the lockfile.
+viewer: $(VIEWER)/node_modules/.package-lock.json
+
+$(VIEWER)/node_modules/.package-lock.json: $(VIEWER)/package.json $(VIEWER)/package-lock.json
+	npm ci --prefix $(VIEWER) --no-audit --no-fund
+
 # The site is built strictly, and not with --quiet: that hides the warnings --strict counts, so a
 # broken link would pass.
-test: setup chromium
+test: setup chromium viewer
 	$(PY) -m pytest -q
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 

@@ -21,13 +21,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from canvas_pixels import CHROMIUM, CHROMIUM_ARGS, canvas_png, framing
+from tv3dg.gaussians.formats import load
 from tv3dg.gaussians.ply import load_ply
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # Smaller exports than the preset's, set the way a user would: key=value on the command line.
 FAST = ["export.turntable_frames=8", "export.turntable_resolution=64", "export.mesh.resolution=48",
         "export.mesh.texture_resolution=128", "export.mesh.bake_resolution=64",
@@ -109,6 +108,23 @@ def _wait_done(page, state: str = "done") -> str:
     return page.locator("#status").inner_text()
 
 
+def _viewer(page):
+    """The splat viewer's canvas (inside its iframe) once the asset is drawn."""
+    frame = page.frame_locator("#asset iframe")
+    frame.locator("canvas").wait_for(timeout=60_000)
+    page.locator("#asset iframe").element_handle().content_frame().wait_for_function(
+        "window.tv3dgViewer.ready || window.tv3dgViewer.error", timeout=90_000)
+    return frame.locator("canvas")
+
+
+def _check_framing(page, label: str):
+    """The object fills 25-85% of the viewer's width, centred, on a light background."""
+    page.wait_for_timeout(1500)  # a few frames of the software-GL renderer
+    result = framing(canvas_png(page, _viewer(page)))
+    print(f"{label}: {result}")
+    result.check()
+
+
 def _run_folders(server: Server) -> set[Path]:
     return set(server.runs.iterdir())
 
@@ -131,18 +147,22 @@ def test_a_short_generation_in_the_browser(browser, server, tmp_path):
     assert "20 steps" in status and "attribute accuracy" in status
     new = _run_folders(server) - before
     assert len(new) == 1 and next(iter(new)).name.split("-")[2:6] == ["a", "red", "striped", "cube"]
-    expect(page.locator("#asset canvas")).to_have_count(1)  # the interactive 3D viewer
+    _check_framing(page, "first load")  # the interactive splat viewer frames the object
     expect(page.locator("#preview img")).to_have_count(1)  # the live preview's last render
-    with page.expect_download() as download:  # the viewer's own download button
-        page.locator("#asset a[download]").click()
-    ply = tmp_path / download.value.suggested_filename
-    download.value.save_as(ply)
     run_dir = next(iter(new))
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert ply.name == "asset.ply" and load_ply(ply).num_points == metrics["num_gaussians"] > 0
+    links = page.locator("#asset_files a[download]")
+    expect(links).to_have_count(2)  # asset.ply and asset.spz, the default export.formats
+    for index in range(2):
+        with page.expect_download() as download:
+            links.nth(index).click()
+        asset = tmp_path / download.value.suggested_filename
+        download.value.save_as(asset)
+        assert load(asset).num_points == metrics["num_gaussians"] > 0
+    assert sorted(p.name for p in tmp_path.glob("asset.*")) == ["asset.ply", "asset.spz"]
     with _downloaded_zip(page, tmp_path) as archive:
         names = set(archive.namelist())
-    for name in ("asset.ply", "mesh.glb", "turntable.mp4", "views.png", "visual_prompt.png", "config.yaml",
+    for name in ("asset.ply", "asset.spz", "mesh.glb", "turntable.mp4", "views.png", "visual_prompt.png", "config.yaml",
                  "metrics.json", "checkpoints/last.safetensors"):
         assert f"{run_dir.name}/{name}" in names, name
     expect(page.locator("#mesh canvas")).to_have_count(1, timeout=60_000)
@@ -156,7 +176,7 @@ def test_a_short_generation_in_the_browser(browser, server, tmp_path):
     later = _open(browser, server)  # a past run can be reopened from the gallery
     later.locator("#gallery img").first.click()
     expect(later.locator("#status")).to_contain_text(run_dir.name, timeout=60_000)
-    expect(later.locator("#asset canvas")).to_have_count(1)
+    _check_framing(later, "reopened from the gallery")
     later.context.close()
 
 
@@ -193,7 +213,7 @@ def test_two_sessions_at_once_each_get_their_own_result(browser, server):
     for page, prompt, other in zip(pages, prompts, reversed(prompts)):
         status = _wait_done(page)
         assert prompt.replace(" ", "-") in status and other.replace(" ", "-") not in status
-        expect(page.locator("#asset canvas")).to_have_count(1)
+        expect(_viewer(page)).to_have_count(1)
     for page in pages:
         page.context.close()
 
@@ -225,3 +245,27 @@ def test_the_generate_api_with_gradio_client(server):
     assert Path(mesh).suffix == ".glb" and Path(views).suffix == ".png" and metrics["steps"] == 10
     with pytest.raises(Exception, match="steps must be at least 1"):
         client.predict("a cylinder", None, "texture", "vpcsm", 0, 1, api_name="/generate")
+
+
+def test_a_past_run_reopens_framed_in_the_splat_viewer(browser, server, tmp_path):
+    """The sample asset as a finished run: the gallery reopens it, the viewer frames it on a light
+    background and both asset files are offered (this needs no generation, so it stays quick)."""
+    from playwright.sync_api import expect
+
+    from tv3dg.gaussians.formats import save
+    from tv3dg.gaussians.synthetic import SAMPLE_ASSET
+
+    run_dir = server.runs / "20000101-000000-the-sample-asset"
+    run_dir.mkdir()
+    sample = load(SAMPLE_ASSET)
+    save(run_dir / "asset.ply", sample)
+    save(run_dir / "asset.spz", sample)
+    Image.new("RGB", (32, 32), "white").save(run_dir / "views.png")
+    (run_dir / "metrics.json").write_text(json.dumps({"steps": 1, "time_s": 1.0, "num_gaussians": sample.num_points}))
+    page = _open(browser, server)
+    page.get_by_text("Refresh").click()
+    page.locator("#gallery img").last.click()  # the oldest run, listed last
+    expect(page.locator("#status")).to_contain_text(run_dir.name, timeout=60_000)
+    _check_framing(page, "sample reopened")
+    expect(page.locator("#asset_files a[download]")).to_have_count(2)
+    page.context.close()

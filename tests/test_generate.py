@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,11 @@ from safetensors.torch import load_file
 from tiny_models import TinyWorld, make_tiny_world
 from tv3dg.cli import main
 from tv3dg.errors import UserError
+from tv3dg.gaussians.formats import FORMAT_NAMES, load
 from tv3dg.gaussians.ply import load_ply
 from tv3dg.pipeline import outputs as outputs_module
 from tv3dg.pipeline import run as run_module
-from tv3dg.pipeline.config import build_config
+from tv3dg.pipeline.config import AssetFormat, build_config
 from tv3dg.pipeline.interrupt import StopRequest
 from tv3dg.pipeline.run import generate
 
@@ -49,12 +51,12 @@ def config_for(world: TinyWorld, *overrides: str, **updates):
 def test_generation_writes_every_output(world, tmp_path, target_space):
     result = generate(config_for(world, f"distill.target_space={target_space}"), tmp_path / "run", progress=False)
     out = tmp_path / "run"
-    for name in ("asset.ply", "mesh.glb", "mesh.obj", "mesh.mtl", "mesh.png", "turntable.mp4", "views.png", "visual_prompt.png",
+    for name in ("asset.ply", "asset.spz", "mesh.glb", "mesh.obj", "mesh.mtl", "mesh.png", "turntable.mp4", "views.png", "visual_prompt.png",
                  "config.yaml", "metrics.json", "checkpoints/last.safetensors"):
         assert (out / name).is_file(), name
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
     gaussians = load_ply(out / "asset.ply")
-    assert gaussians.num_points == result.metrics["num_gaussians"]
+    assert gaussians.num_points == result.metrics["num_gaussians"] == load(out / "asset.spz").num_points
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 6 and metrics["visual_prompt"] == "func_switch"
     # VPCSM with the mini preset's 1 inversion step: 1 inversion call + 1 batched teacher call per
@@ -68,6 +70,33 @@ def test_generation_writes_every_output(world, tmp_path, target_space):
     assert set(densify) == {"cloned", "split", "pruned", "opacity_resets"}
     assert 300 + densify["cloned"] + densify["split"] - densify["pruned"] == metrics["num_gaussians"]
     assert 0 < metrics["mesh_export"]["faces"] <= 20000 and metrics["mesh_export"]["bytes"]["mesh.png"] > 0
+    assert metrics["asset_bytes"] == {name: (out / name).stat().st_size for name in ("asset.ply", "asset.spz")}
+
+
+def test_export_formats_choose_the_asset_files(world, tmp_path):
+    formats = "export.formats=[ply, compressed.ply, splat, glb]"
+    generate(config_for(world, formats, "steps=2", "sgc.enabled=false"), tmp_path / "run", progress=False)
+    written = sorted(p.name for p in (tmp_path / "run").glob("asset.*"))
+    assert written == ["asset.compressed.ply", "asset.glb", "asset.ply", "asset.splat"]
+    reference = load_ply(tmp_path / "run" / "asset.ply")
+    for name in written:
+        back = load(tmp_path / "run" / name)
+        assert back.num_points == reference.num_points
+        torch.testing.assert_close(back.means, reference.means, rtol=0, atol=0.01)  # within every format's steps
+
+
+@pytest.mark.parametrize("value, message", [
+    ("[spz]", "export.formats must include 'ply'"),
+    ("[ply, ply]", "lists a format twice"),
+    ("[ply, ksplat]", r"export.formats\[1\]' must be one of"),
+])
+def test_export_formats_are_checked(world, value, message):
+    with pytest.raises(UserError, match=message):
+        config_for(world, f"export.formats={value}")
+
+
+def test_the_format_names_are_the_ones_the_files_module_knows():
+    assert typing.get_args(AssetFormat) == FORMAT_NAMES
 
 
 def test_a_folder_with_a_run_is_not_overwritten_by_accident(world, tmp_path, capsys):

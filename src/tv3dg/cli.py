@@ -18,7 +18,7 @@ from tv3dg.commands.reference import subcommands
 from tv3dg.console import set_verbose, verbose
 from tv3dg.errors import UserError
 
-COMMAND_MODULES = ("render", "playground", "mini", "generate", "doctor", "batch", "app")
+COMMAND_MODULES = ("render", "convert", "playground", "mini", "generate", "doctor", "batch", "app")
 
 
 def build_parser() -> argparse.ArgumentParser:

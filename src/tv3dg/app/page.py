@@ -16,12 +16,15 @@ from tv3dg.app import require_gradio
 from tv3dg.app.inputs import AppSettings, PageInputs
 from tv3dg.app.jobs import Finished, Sessions, run_job
 from tv3dg.app.runs import runs_for, zip_run
+from tv3dg.app.splat_viewer import SplatView, viewer_paths
 from tv3dg.distill.objectives import LOSS_NAMES
 from tv3dg.errors import UserError
+from tv3dg.gaussians.formats import FORMATS
 
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]  # no web-font download
 MONO_FONTS = ["ui-monospace", "monospace"]
 VIEWER = {"clear_color": (1.0, 1.0, 1.0, 1.0), "camera_position": (None, None, 4.0)}  # white, as the renders
+VIEWER_HEIGHT = 320
 # Small images (the mini prior's 32 px visual prompt) fill their box instead of sitting in a corner.
 CSS = "#visual_prompt img, #preview img {width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated}"
 
@@ -36,6 +39,7 @@ def run_files(run_dir: Path) -> dict[str, Any]:
 
     return {
         "asset": existing("asset.ply"),
+        "asset_files": [path for fmt in FORMATS.values() if (path := existing(f"asset{fmt.suffix}"))] or None,
         "mesh": existing("mesh.glb"),
         "turntable": existing("turntable.mp4") or existing("turntable.gif"),
         "views": existing("views.png"),
@@ -95,14 +99,17 @@ def build_app(settings: AppSettings) -> Any:
                                    elem_id="preview")
             with gr.Column(scale=2):
                 with gr.Row():
-                    asset = gr.Model3D(label="3D Gaussians (asset.ply)", elem_id="asset", height=320, **VIEWER)
-                    mesh = gr.Model3D(label="Mesh (mesh.glb)", elem_id="mesh", height=320, **VIEWER)
+                    splat_view = SplatView(gr, VIEWER_HEIGHT, VIEWER)
+                    asset = splat_view.component
+                    mesh = gr.Model3D(label="Mesh (mesh.glb)", elem_id="mesh", height=VIEWER_HEIGHT, **VIEWER)
                 with gr.Row():
                     turntable = gr.Video(label="Turntable", elem_id="turntable", height=200)
                     views = gr.Image(label="views.png", elem_id="views", height=200)
                     visual_prompt = gr.Image(label="Visual prompt", elem_id="visual_prompt", height=200)
                 with gr.Row():
                     metrics = gr.JSON(label="metrics.json", elem_id="metrics", open=False)
+                    asset_files = gr.File(label="Gaussians in every format written (export.formats)",
+                                          file_count="multiple", elem_id="asset_files")
                     download = gr.File(label="Run folder (zip)", elem_id="download")
         with gr.Accordion("Past runs (click one to reopen it)"):
             refresh = gr.Button("Refresh", size="sm")
@@ -111,13 +118,15 @@ def build_app(settings: AppSettings) -> Any:
             listed = gr.State([])
         current = gr.State(None)  # this session's last run folder
         api_trigger = gr.Button(visible=False)
+        api_asset = gr.File(visible=False)  # the API's asset.ply (the page shows it in the viewer)
 
-        results = [asset, mesh, turntable, views, visual_prompt, metrics, download]
+        results = [asset, asset_files, mesh, turntable, views, visual_prompt, metrics, download]
 
         def shown(run_dir: Path) -> list:
             files = run_files(run_dir)
-            return [summary(run_dir, files["metrics"]), files["asset"], files["mesh"], files["turntable"],
-                    files["views"], files["visual_prompt"], files["metrics"], str(zip_run(run_dir, zips))]
+            return [summary(run_dir, files["metrics"]), splat_view.value(files["asset"]), files["asset_files"],
+                    files["mesh"], files["turntable"], files["views"], files["visual_prompt"], files["metrics"],
+                    str(zip_run(run_dir, zips))]
 
         def generate_on_page(text, upload, mode_, loss_, steps_, seed_, cfg_, pag_, ip_, sgc_,
                              request: gr.Request, progress=gr.Progress()) -> Iterator[dict]:
@@ -186,7 +195,7 @@ def build_app(settings: AppSettings) -> Any:
         stopping = gr.Checkbox(visible=False)  # whether a Stop found a run to stop
         stop_button.click(stop_session, None, stopping, concurrency_limit=None, api_visibility="private")
         api_trigger.click(
-            generate_api, [prompt, image, mode, loss, steps, seed], [asset, mesh, turntable, views, metrics],
+            generate_api, [prompt, image, mode, loss, steps, seed], [api_asset, mesh, turntable, views, metrics],
             api_name="generate", concurrency_limit=1, concurrency_id="device",
         )
         api_stop = gr.Button(visible=False)
@@ -202,5 +211,5 @@ def launch_options(settings: AppSettings, max_upload: str, accounts: list[tuple[
     `accounts` (user, password), Gradio's sign-in guards the page, the API and the files."""
     gr = require_gradio()
     theme = gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS)
-    return {"allowed_paths": [str(settings.runs.resolve())], "max_file_size": max_upload, "ssr_mode": False,
+    return {"allowed_paths": [str(settings.runs.resolve()), *viewer_paths()], "max_file_size": max_upload, "ssr_mode": False,
             "theme": theme, "css": CSS, "show_error": True, "auth": accounts or None}

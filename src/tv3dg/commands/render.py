@@ -10,11 +10,11 @@ import argparse
 import math
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from tv3dg.errors import UserError
 from tv3dg.gaussians.model import Gaussians
+from tv3dg.render.cameras import bounding_radius
 
 NAMED_BACKGROUNDS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0)}
 
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Render a 3D Gaussian Splatting .ply (Inria layout) to a turntable video, plus a "
         "views.png contact sheet beside it.",
     )
-    parser.add_argument("asset", type=Path, help="a 3DGS .ply file")
+    parser.add_argument("asset", type=Path, help="a Gaussian file: .ply, .compressed.ply, .spz, .splat or .glb")
     parser.add_argument("--out", type=Path, required=True, help="output video: .mp4 or .gif")
     parser.add_argument("--frames", type=int, default=60, help="frames in the turntable (default 60)")
     parser.add_argument("--resolution", type=int, default=256, help="frame width and height in pixels (default 256)")
@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from tv3dg.export.video import VIDEO_SUFFIXES, render_turntable, save_contact_sheet, write_turntable
-    from tv3dg.gaussians.ply import load_ply
+    from tv3dg.gaussians.formats import load
 
     if args.out.suffix.lower() not in VIDEO_SUFFIXES:
         raise UserError(f"--out '{args.out}' must end in .mp4 or .gif")
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> None:
     if not 1.0 <= args.fov <= 170.0:
         raise UserError(f"--fov must be between 1 and 170 degrees, got {args.fov}")
     background = parse_background(args.background)
-    gaussians = load_ply(args.asset)
+    gaussians = load(args.asset)
     if torch.cuda.is_available():
         gaussians = gaussians.cuda()
     radius = parse_radius(args.radius, gaussians, args.fov)
@@ -91,8 +91,5 @@ def parse_radius(text: str, gaussians: Gaussians, fov: float) -> float:
 
 
 def auto_radius(gaussians: Gaussians, fov: float, margin: float = 1.1) -> float:
-    """Distance at which a sphere holding 99% of the asset (centres plus 2 sigma) fills the frame."""
-    with torch.no_grad():
-        extent = gaussians.means.norm(dim=1) + 2.0 * gaussians.scales.max(dim=1).values
-        bound = float(np.quantile(extent.float().cpu().numpy(), 0.99))
-    return max(bound, 1e-3) * margin / math.sin(math.radians(fov) / 2)
+    """Distance at which the asset's bounding sphere (`bounding_radius`) fills the frame."""
+    return bounding_radius(gaussians) * margin / math.sin(math.radians(fov) / 2)

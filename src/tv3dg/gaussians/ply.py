@@ -20,6 +20,7 @@ from plyfile import PlyData, PlyElement
 
 from tv3dg.atomic import atomic_path
 from tv3dg.errors import UserError
+from tv3dg.gaussians.arrays import SplatArrays
 from tv3dg.gaussians.model import Gaussians
 from tv3dg.gaussians.sh import MAX_SH_DEGREE, num_sh_coeffs
 
@@ -72,29 +73,20 @@ def load_ply(path: str | Path) -> Gaussians:
             "(a mesh or point cloud?); export Gaussians in the Inria 3DGS layout"
         )
     n = len(vertex)
-    if n == 0:
-        raise UserError(f"'{path}' holds no Gaussians; pass a non-empty 3DGS .ply")
     rest_names = sorted((name for name in present if name.startswith("f_rest_")), key=lambda s: int(s[7:]))
     degree = _sh_degree(path, rest_names)
 
-    def column(names: list[str]) -> torch.Tensor:
-        return torch.from_numpy(np.stack([np.asarray(vertex[name], dtype=np.float32) for name in names], axis=1))
+    def column(names: list[str]) -> np.ndarray:
+        return np.stack([np.asarray(vertex[name], dtype=np.float32) for name in names], axis=1) if names else np.zeros((n, 0), np.float32)
 
-    rest = column(rest_names) if rest_names else torch.zeros(n, 0)
-    values = {
-        "means": column(["x", "y", "z"]),
-        "log_scales": column(["scale_0", "scale_1", "scale_2"]),
-        "quats": column(["rot_0", "rot_1", "rot_2", "rot_3"]),
-        "opacity_logits": column(["opacity"]),
-        "sh_dc": column(["f_dc_0", "f_dc_1", "f_dc_2"]).reshape(n, 1, 3),
-        "sh_rest": rest.reshape(n, 3, -1).transpose(1, 2).contiguous(),
-    }
-    for name, value in values.items():
-        if not torch.isfinite(value).all():
-            raise UserError(f"'{path}' has non-finite values in its {name.replace('_', ' ')}; the file is corrupt")
-    if (values["quats"].norm(dim=1) == 0).any():
-        raise UserError(f"'{path}' has Gaussians with an all-zero rotation quaternion; the file is corrupt")
-    return Gaussians(**values, active_sh_degree=degree)
+    return SplatArrays(
+        means=column(["x", "y", "z"]),
+        log_scales=column(["scale_0", "scale_1", "scale_2"]),
+        quats=column(["rot_0", "rot_1", "rot_2", "rot_3"]),
+        opacity_logits=column(["opacity"])[:, 0],
+        sh_dc=column(["f_dc_0", "f_dc_1", "f_dc_2"]),
+        sh_rest=column(rest_names).reshape(n, 3, num_sh_coeffs(degree) - 1).transpose(0, 2, 1),
+    ).to_gaussians(path)
 
 
 def _sh_degree(path: Path, rest_names: list[str]) -> int:

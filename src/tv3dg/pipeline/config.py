@@ -22,6 +22,7 @@ from tv3dg.init.initializers import InitConfig
 from tv3dg.priors.config import PriorConfig
 
 PRESETS = ("mini", "sd15")
+AssetFormat = Literal["ply", "compressed.ply", "spz", "splat", "glb"]  # names in tv3dg.gaussians.formats
 
 
 @dataclass
@@ -93,6 +94,14 @@ class ExportConfig:
     """Camera distance of the turntable and of `views.png`, world units."""
     fov_deg: float = 40.0
     """Field of view of the turntable and of `views.png` in degrees."""
+    formats: list[AssetFormat] = field(default_factory=lambda: ["ply", "spz"])
+    """Gaussian files written as `asset.<suffix>` ([formats](formats.md)); `ply` (the Inria layout) is what the app, batch and resume read, so it is always among them."""
+
+    def __post_init__(self) -> None:
+        if "ply" not in self.formats:
+            raise UserError(f"export.formats must include 'ply' (the app, batch and render read asset.ply), got {self.formats}")
+        if len(set(self.formats)) != len(self.formats):
+            raise UserError(f"export.formats lists a format twice: {self.formats}")
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Everything a finished (or interrupted) run leaves in its output folder, each file written atomically.
 
-asset.ply (Inria 3DGS layout), mesh.glb + mesh.obj/.mtl/.png (textured), turntable.mp4/.gif,
+asset.ply (Inria 3DGS layout) and asset.<suffix> in the other formats of `export.formats`
+(by default asset.spz), mesh.glb + mesh.obj/.mtl/.png (textured), turntable.mp4/.gif,
 views.png, visual_prompt.png, config.yaml, metrics.json.
 """
 
@@ -20,7 +21,7 @@ from tv3dg.errors import UserError
 from tv3dg.export.mesh import export_mesh, gaussian_grid, save_mesh
 from tv3dg.export.video import render_turntable, save_contact_sheet, save_image, to_uint8, write_turntable
 from tv3dg.gaussians.model import Gaussians
-from tv3dg.gaussians.ply import save_ply
+from tv3dg.gaussians.formats import FORMATS, save
 from tv3dg.pipeline.config import ExportConfig, GenerateConfig
 from tv3dg.render.cameras import turntable_cameras
 from tv3dg.render.rasterizer import rasterize
@@ -53,6 +54,19 @@ def write_mesh(out_dir: Path, gaussians: Gaussians, config: ExportConfig, metric
     }
 
 
+def asset_files(formats: list[str]) -> list[str]:
+    """The file names `write_assets` gives the formats: asset.ply, asset.spz, ..."""
+    return [f"asset{FORMATS[name].suffix}" for name in formats]
+
+
+def write_assets(out_dir: Path, gaussians: Gaussians, formats: list[str], metrics: dict) -> None:
+    """asset.<suffix> in each of `formats`; metrics["asset_bytes"] gets each file's size."""
+    metrics["asset_bytes"] = {}
+    for name in asset_files(formats):
+        save(out_dir / name, gaussians)
+        metrics["asset_bytes"][name] = (out_dir / name).stat().st_size
+
+
 def write_outputs(
     out_dir: Path,
     gaussians: Gaussians,
@@ -64,7 +78,7 @@ def write_outputs(
 ) -> dict:
     """Write every output file; returns `metrics` completed with what the export itself found."""
     gaussians = gaussians.detached_copy("cpu")
-    save_ply(out_dir / "asset.ply", gaussians)
+    write_assets(out_dir, gaussians, config.export.formats, metrics)
     write_mesh(out_dir, gaussians, config.export, metrics)
     export = config.export
     frames = render_turntable(

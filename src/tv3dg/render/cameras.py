@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from tv3dg.gaussians.model import Gaussians
+
 
 @dataclass
 class Cameras:
@@ -62,6 +64,15 @@ class Cameras:
             self.world_to_cam[index], self.fx[index], self.fy[index], self.cx[index], self.cy[index],
             self.width, self.height, self.elevation_deg[index], self.azimuth_deg[index], self.radius[index],
         )
+
+
+def bounding_radius(gaussians: Gaussians, quantile: float = 0.99) -> float:
+    """Radius of a sphere about the origin (where objects sit) holding `quantile` of the asset,
+    counting each Gaussian to 2 sigma; a quantile, so that a few floaters do not shrink the object
+    in a framed view."""
+    with torch.no_grad():
+        extent = gaussians.means.norm(dim=1) + 2.0 * gaussians.scales.max(dim=1).values
+        return max(float(torch.quantile(extent.float().cpu(), quantile)), 1e-3)
 
 
 def concat_cameras(first: Cameras, second: Cameras) -> Cameras:
