@@ -8,6 +8,7 @@ Two things real checkpoints carry that random ones lack, so that the mesh is not
   a checkpoint fills them): `marching_cubes_table` builds a stand-in that fans a triangle list
   over the sign-changing edges of each cube (not watertight like the real table, but every
   vertex lies on the surface, which is all initialisation samples).
+A third thing makes them testable: colours that vary over the surface (see `_spread_colours`).
 """
 
 from __future__ import annotations
@@ -81,10 +82,25 @@ def tiny_renderer() -> ShapERenderer:
         sdf = torch.atanh(renderer.mlp(position=points, direction=None, ts=None, nerf_level="fine",
                                        rendering_mode="stf").signed_distance.clamp(-0.999, 0.999))
         renderer.mlp.mlp[-1].bias[0] -= sdf.median()
+        _spread_colours(renderer.mlp, points)
         cases, masks = marching_cubes_table()
         renderer.mesh_decoder.cases.copy_(cases)
         renderer.mesh_decoder.masks.copy_(masks)
     return renderer
+
+
+def _spread_colours(mlp: torch.nn.Module, points: torch.Tensor) -> None:
+    """Make the mesh colours (the last layer's "stf" rows 3:6, through a sigmoid) vary over the volume:
+    a random MLP this small passes on ~1e-5 of the position's variation, less than one uint8 step of
+    colour, so the rows are rescaled to a pre-sigmoid spread of 1.5 around 0 over the volume."""
+    last, hidden = mlp.mlp[-1], []
+    handle = last.register_forward_hook(lambda module, inputs, output: hidden.append(inputs[0][0]))
+    mlp(position=points, direction=None, ts=None, nerf_level="fine", rendering_mode="stf")
+    handle.remove()
+    pre = hidden[0] @ last.weight[3:6].T
+    gain = 1.5 / pre.std(dim=0)
+    last.weight[3:6] *= gain[:, None]
+    last.bias[3:6] = -(pre * gain).mean(dim=0)
 
 
 def _prior(**extra) -> PriorTransformer:
