@@ -127,8 +127,13 @@ def test_quick_grid_on_two_cases_runs_in_pieces_and_reports(tmp_path):
     assert [c["kind"] for c in results["grid"]["cases"]] == ["text", "style"]
     assert results["missing"] == [] and len(results["assets"]) == results["grid"]["jobs"] == 5  # fusion: style only
     default = results["summary"]["vpcsm"]
+    # each summary is the mean over the variant's assets that measured the metric (the text rate on the text case only)
+    vpcsm_assets = [a for a in results["assets"] if a["variant"] == "vpcsm"]
     for metric in ("text", "prompt_all", "style_all", "agreement", "flip", "floaters", "outside_shape"):
-        assert 0.0 <= default[metric]["mean"] <= 1.0
+        values = [a[metric] for a in vpcsm_assets if metric in a and a[metric] == a[metric]]  # NaN: not measured
+        assert default[metric]["n"] == len(values) > 0
+        assert default[metric]["mean"] == pytest.approx(sum(values) / len(values))
+    assert default["text"]["n"] == 1 and default["prompt_all"]["n"] == 2  # text: the text case; prompt_all: both cases
     assert default["unet_calls"]["mean"] > 0
     # the guidance terms each variant adds: PAG only in VPCSM, and smaller than the classifier term
     assert 0 < results["terms"]["vpcsm"]["pag_rms"] < results["terms"]["vpcsm"]["classifier_rms"]

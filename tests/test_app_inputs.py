@@ -20,6 +20,7 @@ from tv3dg.app.retention import Retention
 from tv3dg.app.runs import discard_unfinished, finished_runs, new_run_dir, record_owner, runs_for, slug, zip_run
 from tv3dg.cli import main
 from tv3dg.errors import UserError
+from tv3dg.pipeline.interrupt import StopRequest
 
 
 def _settings(tmp_path: Path, *overrides: str, uploads: Path | None = None) -> AppSettings:
@@ -71,7 +72,7 @@ def test_bad_input_gives_the_cli_message(tmp_path, capsys, case):
     inputs = _inputs(prompt="" if case == "empty prompt" else "a cube", image=str(image) if image else None,
                      steps=0.0 if case == "zero steps" else 20.0)
     with pytest.raises(UserError) as err:
-        config_for(_settings(tmp_path), inputs)
+        next(run_job(_settings(tmp_path), inputs, StopRequest()))  # the app's run: validated before its folder is made
     argv = ["generate", "--prompt", inputs.prompt, "--steps", str(int(inputs.steps)), "--out", str(tmp_path / "o")]
     assert str(err.value) == _cli_error(capsys, *argv, *(["--image", str(image)] if image else []))
     assert not (tmp_path / "runs").exists()

@@ -120,6 +120,9 @@ class _RayThatGetsSigterm:
     def cluster_resources(self) -> dict:
         return {"CPU": 2}
 
+    def nodes(self) -> list[dict]:
+        return [{"Alive": True, "Resources": {"CPU": 2}}]
+
     def wait(self, refs, num_returns, timeout):
         self.waits += 1
         if self.waits == 2:
@@ -144,3 +147,45 @@ def test_sigterm_stops_a_batch_like_ctrl_c_and_keeps_the_index_of_what_finished(
     assert rows[0]["wall_s"] == 1.5 and rows[1]["reason"] == runner.INTERRUPTED
     assert len(fake.cancelled) == 2
     assert signal.getsignal(signal.SIGTERM) is before  # the handler is the batch's only while it runs
+
+
+class _RayWithOneNode:
+    """An attached Ray cluster of one alive node with 2 CPUs and no GPU (and a dead node with more)."""
+
+    def is_initialized(self) -> bool:
+        return True
+
+    def nodes(self) -> list[dict]:
+        return [{"Alive": True, "Resources": {"CPU": 2.0}}, {"Alive": False, "Resources": {"CPU": 8.0, "GPU": 1.0}}]
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--cpus-per-job", "0"], "--cpus-per-job must be a positive number (e.g. 1), got 0"),
+        (["--cpus-per-job", "-1"], "--cpus-per-job must be a positive number (e.g. 1), got -1"),
+        (["--cpus-per-job", "nan"], "--cpus-per-job must be a positive number (e.g. 1), got nan"),
+        (["--cpus-per-job", "inf"], "--cpus-per-job must be a positive number (e.g. 1), got inf"),
+        (["--gpus-per-job", "-0.5"], "--gpus-per-job must be 0 or a positive number (e.g. 1 or 0.5), got -0.5"),
+        (["--gpus-per-job", "nan"], "--gpus-per-job must be 0 or a positive number (e.g. 1 or 0.5), got nan"),
+        (["--max-retries", "-1"], "--max-retries must be 0 or more, got -1"),
+        # sizes no alive node can hold: Ray would wait for them forever
+        (["--cpus-per-job", "3"], "no node of the Ray cluster has 3 CPUs and 0 GPUs for one job (the largest has 2 CPUs "
+                                  "and 0 GPUs); lower --cpus-per-job or --gpus-per-job"),
+        (["--gpus-per-job", "1"], "no node of the Ray cluster has 1 CPUs and 1 GPUs"),
+    ],
+    ids=["cpus-zero", "cpus-negative", "cpus-nan", "cpus-inf", "gpus-negative", "gpus-nan", "retries", "cpus-too-many",
+         "gpus-none-there"],
+)
+def test_job_sizes_ray_cannot_place_are_one_line_errors_before_anything_is_written(tmp_path, capsys, monkeypatch, flags, message):
+    monkeypatch.setattr(runner, "import_ray", lambda: _RayWithOneNode())
+    (tmp_path / "jobs.txt").write_text("a red cube\n")
+    assert main(["batch", str(tmp_path / "jobs.txt"), "--out", str(tmp_path / "out"), "--quiet", *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_job_size_that_fits_one_node_passes_the_check():
+    runner.check_fits_a_node(_RayWithOneNode(), 2, 0)  # exactly the node's CPUs
+    runner.check_fits_a_node(_RayWithOneNode(), 0.5, None)

@@ -57,9 +57,18 @@ def test_render_mp4_with_options(tmp_path):
         (["{sample}", "--out", "t.avi"], "must end in .mp4 or .gif"),
         (["{sample}", "--out", "t.gif", "--background", "pink"], "--background 'pink'"),
         (["{sample}", "--out", "t.gif", "--radius", "-2"], "--radius '-2'"),
+        (["{sample}", "--out", "t.gif", "--radius", "nan"], "--radius 'nan'"),
+        (["{sample}", "--out", "t.gif", "--radius", "inf"], "--radius 'inf'"),
         (["{sample}", "--out", "t.gif", "--frames", "0"], "--frames must be a positive"),
+        (["{sample}", "--out", "t.gif", "--resolution", "0"], "--resolution must be a positive"),
+        (["{sample}", "--out", "t.gif", "--views", "0"], "--views must be a positive"),
+        (["{sample}", "--out", "t.gif", "--fps", "0"], "--fps must be a positive"),
+        (["{sample}", "--out", "t.gif", "--fov", "0.5"], "--fov must be between 1 and 170"),
+        (["{sample}", "--out", "t.gif", "--fov", "171"], "--fov must be between 1 and 170"),
+        (["{sample}", "--out", "t.gif", "--fov", "nan"], "--fov must be between 1 and 170"),
     ],
-    ids=["missing", "malformed", "extension", "background", "radius", "frames"],
+    ids=["missing", "malformed", "extension", "background", "radius", "radius-nan", "radius-inf", "frames",
+         "resolution", "views", "fps", "fov-small", "fov-large", "fov-nan"],
 )
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)

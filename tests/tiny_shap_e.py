@@ -1,6 +1,7 @@
 """Tiny random Shap-E pipelines (text and image) saved as diffusers folders, for `init.kind=shap_e` tests.
 
-The renderer decodes a surface by `tv3dg.init.random_shap_e.give_surface`.
+The renderer decodes a surface by `tv3dg.init.random_shap_e.give_surface`; its colours are then
+spread over the surface (see `_spread_colours`), so that tests can tell where a colour came from.
 """
 
 from __future__ import annotations
@@ -27,7 +28,24 @@ WIDTH, TOKENS, RENDERER = 16, 32, 8  # latent width, latent tokens (= 4 MLP weig
 def tiny_renderer() -> ShapERenderer:
     renderer = ShapERenderer(param_shapes=((RENDERER, 93), (RENDERER, RENDERER), (RENDERER, RENDERER), (RENDERER, RENDERER)),
                              d_latent=WIDTH, d_hidden=RENDERER, n_output=12, background=(0.1, 0.1, 0.1))
-    return give_surface(renderer)
+    give_surface(renderer)
+    with torch.no_grad():
+        _spread_colours(renderer.mlp, torch.rand(1, 20000, 3) * 2 - 1)
+    return renderer
+
+
+def _spread_colours(mlp: torch.nn.Module, points: torch.Tensor) -> None:
+    """Make the mesh colours (the last layer's "stf" rows 3:6, through a sigmoid) vary over the volume:
+    a random MLP this small passes on ~1e-5 of the position's variation, less than one uint8 step of
+    colour, so the rows are rescaled to a pre-sigmoid spread of 1.5 around 0 over the volume."""
+    last, hidden = mlp.mlp[-1], []
+    handle = last.register_forward_hook(lambda module, inputs, output: hidden.append(inputs[0][0]))
+    mlp(position=points, direction=None, ts=None, nerf_level="fine", rendering_mode="stf")
+    handle.remove()
+    pre = hidden[0] @ last.weight[3:6].T
+    gain = 1.5 / pre.std(dim=0)
+    last.weight[3:6] *= gain[:, None]
+    last.bias[3:6] = -(pre * gain).mean(dim=0)
 
 
 def _prior(**extra) -> PriorTransformer:

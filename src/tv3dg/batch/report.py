@@ -18,7 +18,7 @@ from tv3dg.batch.task import JobOutcome
 from tv3dg.export.video import contact_sheet, save_image
 
 COLUMNS = ("id", "prompt", "status", "reason", "time_s", "unet_calls", "num_gaussians", "attributes", "tags", "out",
-           "skipped", "resumed_from", "wall_s")
+           "skipped", "resumed_from", "wall_s", "node")
 RATE_BLOCKS = ("prompt", "visual_prompt")  # the accuracy blocks of metrics["attributes"] spread over CSV columns
 TILE = 160
 LABEL_HEIGHT = 34
@@ -32,7 +32,7 @@ def make_row(job: Job, outcome: JobOutcome, out_dir: Path) -> dict:
         "time_s": metrics.get("time_s"), "unet_calls": metrics.get("unet", {}).get("calls"),
         "num_gaussians": metrics.get("num_gaussians"), "attributes": metrics.get("attributes"),
         "tags": job.tags, "out": str(out_dir / job.id), "skipped": outcome.skipped,
-        "resumed_from": outcome.resumed_from, "wall_s": round(outcome.wall_s, 3),
+        "resumed_from": outcome.resumed_from, "wall_s": round(outcome.wall_s, 3), "node": outcome.node,
     }
 
 

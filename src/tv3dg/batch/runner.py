@@ -8,6 +8,7 @@ crash: it is recorded with its reason and never retried.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -20,6 +21,7 @@ from tv3dg.batch.jobs import Job, load_jobs
 from tv3dg.batch.report import make_row, write_contact_sheet, write_index
 from tv3dg.batch.task import JobOutcome, run_job
 from tv3dg.errors import UserError
+from tv3dg.pipeline.config import GenerateConfig
 from tv3dg.pipeline.interrupt import sigterm_as_interrupt
 
 DEFAULT_MAX_RETRIES = 3
@@ -74,14 +76,14 @@ def run_batch(
     the config of jobs that name none. `gpus_per_job=None`: one GPU per job whose prior runs on a
     GPU when the cluster has GPUs, else none. Writes index.jsonl, index.csv, contact_sheet.png.
     """
-    if cpus_per_job <= 0 or max_retries < 0 or (gpus_per_job is not None and gpus_per_job < 0):
-        raise UserError("--cpus-per-job must be positive, --gpus-per-job and --max-retries not negative")
+    check_job_size(cpus_per_job, gpus_per_job, max_retries)
     job_list = load_jobs(jobs, overrides, preset)
     out = Path(out_dir).expanduser().resolve()
-    out.mkdir(parents=True, exist_ok=True)
     ray = import_ray()
     started_ray = connect(ray, address)
     try:
+        check_fits_a_node(ray, cpus_per_job, gpus_per_job)
+        out.mkdir(parents=True, exist_ok=True)
         outcomes = _run(ray, job_list, out, gpus_per_job, cpus_per_job, max_retries, progress)
     finally:
         if started_ray:
@@ -92,13 +94,44 @@ def run_batch(
     return rows
 
 
+def check_job_size(cpus_per_job: float, gpus_per_job: float | None, max_retries: int) -> None:
+    """One-line errors for a job size Ray cannot use (NaN and infinity included)."""
+    if not (math.isfinite(cpus_per_job) and cpus_per_job > 0):
+        raise UserError(f"--cpus-per-job must be a positive number (e.g. 1), got {cpus_per_job:g}")
+    if gpus_per_job is not None and not (math.isfinite(gpus_per_job) and gpus_per_job >= 0):
+        raise UserError(f"--gpus-per-job must be 0 or a positive number (e.g. 1 or 0.5), got {gpus_per_job:g}")
+    if max_retries < 0:
+        raise UserError(f"--max-retries must be 0 or more, got {max_retries}")
+
+
+def check_fits_a_node(ray: Any, cpus_per_job: float, gpus_per_job: float | None) -> None:
+    """Ray waits forever for a task that no node can hold: refuse such a job size before submitting."""
+    gpus = gpus_per_job or 0.0
+    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    if any(r.get("CPU", 0) >= cpus_per_job and r.get("GPU", 0) >= gpus for r in nodes):
+        return
+    largest = max(nodes, key=lambda r: (r.get("CPU", 0), r.get("GPU", 0)), default={})
+    raise UserError(
+        f"no node of the Ray cluster has {cpus_per_job:g} CPUs and {gpus:g} GPUs for one job (the largest has "
+        f"{largest.get('CPU', 0):g} CPUs and {largest.get('GPU', 0):g} GPUs); lower --cpus-per-job or --gpus-per-job"
+    )
+
+
+def run_job_on_node(config: GenerateConfig, out_dir: str, threads: int) -> JobOutcome:
+    """`run_job` as a Ray task, with the id of the node it ran on: the job's folder is on that node."""
+    import ray
+
+    outcome = run_job(config, out_dir, threads)
+    return dataclasses.replace(outcome, node=ray.get_runtime_context().get_node_id())
+
+
 def _run(ray: Any, jobs: list[Job], out: Path, gpus_per_job: float | None, cpus_per_job: float,
          max_retries: int, progress: bool) -> list[JobOutcome]:
     """Submit one task per job, then collect them as they finish, with a progress bar over jobs.
 
     Ctrl-C or SIGTERM cancels the unfinished tasks and writes the index of what finished (the others
     read as interrupted) before the interrupt goes on up."""
-    task = ray.remote(run_job)
+    task = ray.remote(run_job_on_node)
     has_gpus = ray.cluster_resources().get("GPU", 0) > 0
     pending: dict[Any, int] = {}
     for index, job in enumerate(jobs):

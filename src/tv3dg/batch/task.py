@@ -40,6 +40,7 @@ class JobOutcome:
     wall_s: float = 0.0  # seconds this run of the job took on its worker (loading, loop, export)
     metrics: dict | None = None
     front_view: np.ndarray | None = None  # [H, W, 3] uint8
+    node: str = ""  # the Ray node that ran the job (set by the batch runner), where its folder lives
 
 
 def run_job(config: GenerateConfig, out_dir: str, threads: int) -> JobOutcome:

@@ -54,16 +54,25 @@ def shap_e_mesh(
         raise UserError(f"Shap-E folder '{folder}' could not be loaded as a {pipeline_class.__name__} ({str(err).splitlines()[0]})") from None
     pipeline.set_progress_bar_config(disable=True)
     pipeline.to(device=device, dtype=dtype)
-    with torch.no_grad():
-        mesh = pipeline(prompt, guidance_scale=guidance, num_inference_steps=steps, generator=generator,
-                        output_type="mesh").images[0]
-    if len(mesh.verts) == 0 or len(mesh.faces) == 0:
-        raise UserError("Shap-E decoded an empty mesh for this prompt; try another seed, or init.kind=sphere")
+    # The decoder's own output is checked: on an empty mesh diffusers fails later with a bare torch.cat error.
+    check = pipeline.shap_e_renderer.mesh_decoder.register_forward_hook(_refuse_empty_mesh)
+    try:
+        with torch.no_grad():
+            mesh = pipeline(prompt, guidance_scale=guidance, num_inference_steps=steps, generator=generator,
+                            output_type="mesh").images[0]
+    finally:
+        check.remove()
     colors = torch.stack([mesh.vertex_channels[c] for c in "RGB"], dim=1).float().cpu()
     return trimesh.Trimesh(
         vertices=mesh.verts.float().cpu().numpy(), faces=mesh.faces.cpu().numpy(),
         vertex_colors=(linear_to_srgb(colors).clamp(0, 1) * 255).round().to(torch.uint8).numpy(), process=False,
     )
+
+
+def _refuse_empty_mesh(module: torch.nn.Module, inputs: tuple, mesh) -> None:
+    """Forward hook on Shap-E's marching-cubes decoder: an SDF with no surface is the user's to hear about."""
+    if len(mesh.verts) == 0 or len(mesh.faces) == 0:
+        raise UserError("Shap-E decoded an empty mesh for this prompt; try another seed, or init.kind=sphere")
 
 
 def linear_to_srgb(linear: Tensor) -> Tensor:

@@ -6,7 +6,8 @@ the result is validated by `tv3dg.config.from_dict`, so a misspelt key is an err
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Literal, Optional
@@ -157,3 +158,50 @@ def build_config(preset: str | None, updates: dict, overrides: list[str]) -> Gen
     if config.steps < 1:
         raise UserError(f"steps must be at least 1, got {config.steps}")
     return config
+
+
+def shortened(config: GenerateConfig, steps: int) -> GenerateConfig:
+    """`config` run for `steps` loop steps instead of `config.steps`, with every step count in it scaled by
+    the same ratio, so that a short run (a CPU test of a GPU preset) goes through the preset's phases in
+    the same order and proportions: warm-ups, densification and its opacity resets, SGC's start, the
+    annealed schedules.
+
+    Step counts are the integer fields named `*_step` (not `*_per_step`, a count per step), `*interval`
+    and `checkpoint_every`, and the first and last entries of every schedule `[start_step, start_value,
+    end_value, end_step]`; each is rounded to the nearest step, and an interval or checkpoint period
+    above 0 stays at least 1 (0 still disables).
+    Sampler step counts (`*_steps`: DDIM, Shap-E, inversion) are not loop steps and are kept.
+    """
+    if steps < 1:
+        raise UserError(f"steps must be at least 1, got {steps}")
+    return replace(_scaled(config, steps / config.steps), steps=steps)
+
+
+def _scaled(node, ratio: float):
+    """A copy of the config dataclass `node` with its step counts scaled by `ratio` (see `shortened`)."""
+    changes = {}
+    for item in dataclasses.fields(node):
+        value = getattr(node, item.name)
+        if dataclasses.is_dataclass(value):
+            changes[item.name] = _scaled(value, ratio)
+        elif _is_schedule(value):
+            changes[item.name] = _scaled_schedule(value, ratio)
+        elif isinstance(value, tuple) and any(_is_schedule(v) for v in value):
+            changes[item.name] = tuple(_scaled_schedule(v, ratio) if _is_schedule(v) else v for v in value)
+        elif isinstance(value, int) and not isinstance(value, bool) and item.name.endswith("_step") \
+                and not item.name.endswith("_per_step"):
+            changes[item.name] = round(value * ratio)
+        elif isinstance(value, int) and not isinstance(value, bool) and (
+            item.name.endswith("interval") or item.name == "checkpoint_every"
+        ):
+            changes[item.name] = max(1, round(value * ratio)) if value > 0 else value
+    return replace(node, **changes)
+
+
+def _is_schedule(value) -> bool:
+    return isinstance(value, list) and len(value) == 4 and all(isinstance(v, (int, float)) for v in value)
+
+
+def _scaled_schedule(value: list, ratio: float) -> list:
+    start_step, start_value, end_value, end_step = value
+    return [round(start_step * ratio), start_value, end_value, round(end_step * ratio)]
