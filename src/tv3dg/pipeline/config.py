@@ -96,7 +96,7 @@ class ExportConfig:
     fov_deg: float = 40.0
     """Field of view of the turntable and of `views.png` in degrees."""
     formats: list[AssetFormat] = field(default_factory=lambda: ["ply", "spz"])
-    """Gaussian files written as `asset.<suffix>` ([formats](formats.md)); `ply` (the Inria layout) is what the app, batch and resume read, so it is always among them."""
+    """Gaussian files written as `asset.<suffix>` (ply, spz, compressed.ply, splat, glb); `ply`, the Inria layout that the app, batch and resume read, must be among them."""
 
     def __post_init__(self) -> None:
         if "ply" not in self.formats:
