@@ -84,7 +84,6 @@ def progress_lines(progress: dict, missing: list[dict]) -> list[str]:
 
 def markdown(results: dict, figure_name: str) -> str:
     grid, summary, pairs = results["grid"], results["summary"], results["paired"]
-    labels = {v["name"]: v for v in grid["variants"]}
     quality = ("text", "prompt_all", "style_all", "texture_all", "agreement", "flip", "floaters", "outside_shape", "holes")
     lines = ["# Ablation in the mini world", ""]
     if grid["quick"]:

@@ -41,7 +41,8 @@ from typing import Callable
 import torch
 
 from rasterizer import scene
-from sd15_scale import IMAGE, ensure_weights, machine
+from machine import describe_machine
+from sd15_scale import IMAGE, ensure_weights
 from tv3dg.commands.arguments import IntermixedParser, add_overrides
 from tv3dg.distill.objectives import LOSS_NAMES
 
@@ -249,7 +250,7 @@ def main() -> None:
     args.dtype = args.dtype or ("float16" if args.device == "cuda" else "float32")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda, but no CUDA GPU is available; use --device cpu")
-    result = {"command": " ".join(["python", "benchmarks/gpu.py", *sys.argv[1:]]), "machine": machine(args.device),
+    result = {"command": " ".join(["python", "benchmarks/gpu.py", *sys.argv[1:]]), "machine": describe_machine(args.device),
               "torch": torch.__version__, "stages": {}}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     if {"sd15_steps", "generate"} & set(args.stages):

@@ -132,8 +132,8 @@ def test_outputs_are_written_from_a_copy_of_the_live_gaussians(world, tmp_path, 
     """Exports must not move the optimised parameters (Module.cpu() is in place: on CUDA it would
     leave the optimiser's moments on the GPU and the parameters on the CPU)."""
     saved = []
-    real = outputs_module.save_ply
-    monkeypatch.setattr(outputs_module, "save_ply", lambda path, gaussians: (saved.append(gaussians), real(path, gaussians)))
+    real = outputs_module.save
+    monkeypatch.setattr(outputs_module, "save", lambda path, gaussians: (saved.append(gaussians), real(path, gaussians)))
     generation = run_module.Generation(config_for(world, "sgc.enabled=false"), tmp_path / "run", resume=False, progress=False)
     generation.run()
     assert saved and saved[-1] is not generation.gaussians
