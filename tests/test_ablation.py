@@ -18,7 +18,9 @@ from ablation_grid import Grid, all_cases, check_coverage  # noqa: E402
 from ablation_ledger import Ledger  # noqa: E402
 from ablation_stats import paired, summarise  # noqa: E402
 
-FAST = ["export.turntable_frames=2", "sgc.sample_steps=2", "visual_prompt.sample_steps=2"]
+# The ablation measures the splats, not the mesh: a coarse mesh without a texture keeps the jobs short.
+FAST = ["export.turntable_frames=2", "sgc.sample_steps=2", "visual_prompt.sample_steps=2",
+        "export.mesh.resolution=32", "export.mesh.texture=false", "export.mesh.target_faces=0"]
 
 
 def test_full_grid_covers_the_world_with_three_seeds():
@@ -112,6 +114,7 @@ def test_a_stop_sent_to_the_ablation_script_reaches_its_batch_exactly_once(tmp_p
 
 
 @pytest.mark.slow
+@pytest.mark.ray
 def test_quick_grid_on_two_cases_runs_in_pieces_and_reports(tmp_path):
     common = ["--quick", "--quiet", "--cases", "2", "--seeds", "1", "--steps", "2", "--variants", "vpcsm",
               "vpcsm_texture_fusion", "csm", "--ledger", str(tmp_path / "ledger"), "--doc", str(tmp_path / "doc" / "ablation.md")]
