@@ -37,11 +37,8 @@ $(VIEWER)/node_modules/.package-lock.json: $(VIEWER)/package.json $(VIEWER)/pack
 
 # The site is built strictly, and not with --quiet: that hides the warnings --strict counts, so a
 # broken link would pass.
-# Two test processes, one torch thread each: the browser, server and Ray tests mostly wait, so the
-# other process runs CPU-bound tests beside them; the Ray tests run one after another on one
-# process (tests/conftest.py), and one thread per process keeps two from oversubscribing 2 cores.
 test: setup chromium viewer
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadgroup
+	$(PY) -m pytest -q
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # Offline: no plugin fetches anything at build time, and the theme loads no web fonts (mkdocs.yml).

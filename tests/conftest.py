@@ -13,11 +13,3 @@ def reduced_sd15(tmp_path_factory):
     reduced = Depth(unet_layers_per_block=1, vae_layers_per_block=1, text_layers=1, vision_layers=1)
     return write_random_sd15(tmp_path_factory.mktemp("sd15_full_width"), reduced)
 
-
-def pytest_collection_modifyitems(config, items):
-    """Under `pytest -n 2 --dist loadgroup` (make test), the tests that start Ray run one after
-    another on one worker: two Ray instances at once on a 2-core box would starve each other's
-    start-up, while the other worker runs the rest of the suite beside them."""
-    for item in items:
-        if item.get_closest_marker("ray"):
-            item.add_marker(pytest.mark.xdist_group("ray"))
