@@ -12,4 +12,3 @@ def reduced_sd15(tmp_path_factory):
 
     reduced = Depth(unet_layers_per_block=1, vae_layers_per_block=1, text_layers=1, vision_layers=1)
     return write_random_sd15(tmp_path_factory.mktemp("sd15_full_width"), reduced)
-

@@ -4,6 +4,7 @@ next one (possibly in a later session) reads them, and the prior learns from cap
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -39,7 +40,13 @@ def test_every_stage_runs_and_hands_its_weights_to_the_next(tmp_path):
 
     stored = load_file(str(weights / "model" / "vae" / "diffusion_pytorch_model.safetensors"))
     assert {t.dtype for t in stored.values()} == {torch.float16}  # stored small
-    assert AutoencoderKL.from_pretrained(weights / "model" / "vae").config.scaling_factor > 0
+    vae = AutoencoderKL.from_pretrained(weights / "model" / "vae")
+    assert vae.config.scaling_factor > 0
+    # the posterior's std stayed where the stage holds it through its optimiser steps
+    # (tolerance: the weights are stored in float16, whose step near 0.018 is about 1.5e-5)
+    with torch.no_grad():
+        posterior = vae.encode(photos.float_images(torch.arange(4)) * 2 - 1).latent_dist
+    assert torch.allclose(posterior.std, torch.full_like(posterior.std, math.exp(0.5 * config.vae_logvar)), rtol=2e-3)
     latents = load_file(str(run / "latents.safetensors"))["latents"]
     assert latents.shape == (96, LATENT_CHANNELS, LATENT_SIZE, LATENT_SIZE)
     assert (weights / "classifier.safetensors").is_file() and (weights / "shape_prior.safetensors").is_file()
