@@ -29,15 +29,24 @@ def by_case(values: dict[tuple[str, int], float]) -> dict[str, list[float]]:
 
 
 def bootstrap_interval(values: dict[tuple[str, int], float], replicates: int = REPLICATES, seed: int = 0) -> tuple[float, float]:
-    """95% percentile interval of the mean, resampling cases and then seeds within each case."""
+    """95% percentile interval of the mean, resampling cases and then seeds within each case.
+
+    All replicates at once: the cases' seeds sit in one zero-padded [cases, most seeds] array, and
+    each draw of a case takes `count` uniform seed positions below its own count."""
     groups = list(by_case(values).values())
     if not groups:
         return float("nan"), float("nan")
+    counts = np.array([len(group) for group in groups])
+    table = np.zeros((len(groups), counts.max()))
+    for row, group in enumerate(groups):
+        table[row, : len(group)] = group
     rng = np.random.default_rng(seed)
-    means = np.empty(replicates)
-    for r in range(replicates):
-        picked = rng.integers(len(groups), size=len(groups))
-        means[r] = np.mean([np.mean(rng.choice(groups[i], size=len(groups[i]))) for i in picked])
+    picked = rng.integers(len(groups), size=(replicates, len(groups)))  # [R, cases]
+    picked_counts = counts[picked][..., None]  # [R, cases, 1]
+    positions = np.floor(rng.random((replicates, len(groups), counts.max())) * picked_counts).astype(int)
+    drawn = np.take_along_axis(table[picked], positions, axis=2)  # [R, cases, most seeds]
+    used = np.arange(counts.max()) < picked_counts  # a case with fewer seeds draws only that many
+    means = ((drawn * used).sum(axis=2) / picked_counts[..., 0]).mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
     return float(low), float(high)
 

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -16,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import ablation  # noqa: E402
 from ablation_grid import Grid, all_cases, check_coverage  # noqa: E402
 from ablation_ledger import Ledger  # noqa: E402
-from ablation_stats import paired, summarise  # noqa: E402
+from ablation_stats import bootstrap_interval, by_case, paired, summarise  # noqa: E402
 
 # The ablation measures the splats, not the mesh: a coarse mesh without a texture keeps the jobs short.
 FAST = ["export.turntable_frames=2", "sgc.sample_steps=2", "visual_prompt.sample_steps=2",
@@ -42,6 +43,22 @@ def test_paired_difference_is_significant_only_when_its_interval_excludes_zero()
     assert paired(five, base)["sign"] == "0"  # every case agrees, but 5 cases are too few to call it
     stats = summarise(better)
     assert stats["mean"] == pytest.approx(0.75) and stats["seed_std"] == pytest.approx(0.0) and stats["n"] == 18
+
+
+def test_the_bootstrap_draws_each_case_s_own_seeds_and_matches_a_replicate_by_replicate_loop():
+    # Case means are exactly 1 or 3 whatever seeds are drawn, so every replicate mean is 1, 2 or 3:
+    # a draw that reached a shorter case's padding would give something else.
+    uneven = {("a", 0): 1.0, ("a", 1): 1.0, ("a", 2): 1.0, ("b", 0): 3.0}
+    low, high = bootstrap_interval(uneven)
+    assert low in (1.0, 2.0) and high in (2.0, 3.0)
+    rng = np.random.default_rng(7)
+    values = {(f"case{c}", s): float(rng.random() + 0.1 * c) for c in range(10) for s in range(1 + c % 3)}
+    groups = list(by_case(values).values())
+    loop = np.random.default_rng(1)
+    means = [np.mean([np.mean(loop.choice(groups[i], size=len(groups[i]))) for i in loop.integers(len(groups), size=len(groups))])
+             for _ in range(20000)]
+    # 20000 replicates each: the 2.5% and 97.5% points of two independent runs differ by ~0.005 (sampling error)
+    assert bootstrap_interval(values, replicates=20000) == pytest.approx(tuple(np.percentile(means, [2.5, 97.5])), abs=0.015)
 
 
 def _not_standard_json(constant: str) -> None:

@@ -25,12 +25,15 @@ from canvas_pixels import CHROMIUM, CHROMIUM_ARGS, canvas_png, framing
 from tv3dg.gaussians.formats import load
 from tv3dg.gaussians.ply import load_ply
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from app_server import FAST as APP_FAST  # noqa: E402
+from app_server import SMALL_MESH  # noqa: E402
+
 pytestmark = pytest.mark.slow
 
-# Smaller exports than the preset's, set the way a user would: key=value on the command line.
-FAST = ["export.turntable_frames=8", "export.turntable_resolution=64", "export.mesh.resolution=48",
-        "export.mesh.texture_resolution=128", "export.mesh.bake_resolution=64",
-        "visual_prompt.sample_steps=10", "sgc.sample_steps=10"]
+# The app benchmarks' smaller exports, set the way a user would: key=value on the command line.
+FAST = [*APP_FAST, SMALL_MESH]
 RUN_TIMEOUT_MS = 240_000  # a 20-step run is ~15 s alone; two sessions queue behind each other
 
 

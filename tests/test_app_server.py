@@ -20,7 +20,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from app_server import FAST, local_app  # noqa: E402
+from app_server import FAST, SMALL_MESH, local_app  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,7 @@ def server(tmp_path_factory) -> Server:
     shutil.copyfile(EXAMPLE, outside)
     accounts = root / "accounts.txt"
     accounts.write_text(f"# lab accounts\n\n{':'.join(BOB)}\n")
-    args = ["--auth", ":".join(ALICE), "--auth-file", str(accounts), "--keep-runs", "2", "--max-steps", "20", *FAST]
+    args = ["--auth", ":".join(ALICE), "--auth-file", str(accounts), "--keep-runs", "2", "--max-steps", "20", *FAST, SMALL_MESH]
     with local_app(runs, root / "app.log", *args, cwd=cwd, env={"GRADIO_TEMP_DIR": str(uploads)}) as url:
         yield Server(url, runs, uploads, cwd, outside)
 

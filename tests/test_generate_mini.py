@@ -10,7 +10,8 @@ def test_short_generation_on_the_bundled_prior(tmp_path):
     out = tmp_path / "cube"
     code = main(["generate", "--prompt", "a red striped cube", "--out", str(out), "--quiet",
                  "steps=20", "sgc.start_step=10", "sgc.sample_steps=10", "visual_prompt.sample_steps=10",
-                 "export.turntable_frames=8", "export.turntable_resolution=64", "export.mesh.resolution=48"])
+                 "export.turntable_frames=8", "export.turntable_resolution=64", "export.mesh.resolution=48",
+                 "export.mesh.target_faces=4000"])
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 20 and metrics["visual_prompt"] == "func_switch"

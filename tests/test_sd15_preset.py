@@ -1,6 +1,6 @@
 """The `sd15` preset file as shipped, on tiny random SD-1.5-architecture weights and a tiny Shap-E.
 
-Changed from the file: only what a CPU forces (float32 on the CPU, 64 px into the prior, 32 px renders and
+Changed from the file: only what a CPU forces (float32 on the CPU, 32 px into the prior and for the renders and
 export, 12 loop steps instead of 3000) and the weights' folders. `shortened` scales every step count of the
 preset to the 12 steps, so the run passes through the preset's phases in its order: Shap-E init, 4 views
 per step with view-dependent prompts, the t_max annealing, densification with an opacity reset, SGC from
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 STEPS = 12
 PROMPT = "a DSLR photo of a corgi"
 CPU = [  # what a CPU forces: dtype, resolution (renders, prior input, export); the loop steps come from `shortened`
-    "prior.device=cpu", "prior.dtype=float32", "prior.resolution=64", "camera.resolution=32",
+    "prior.device=cpu", "prior.dtype=float32", "prior.resolution=32", "camera.resolution=32",
     "export.turntable_resolution=32", "export.mesh.resolution=32", "export.mesh.texture_resolution=64",
     "export.mesh.bake_resolution=32",
 ]
