@@ -1,6 +1,7 @@
 // Frames the asset the way tv3dg's renders do: the camera looks at the origin from the front (+Z),
 // 15 degrees above, far enough that the asset's bounding sphere (?radius=) fits the smaller of
-// the two fields of view. Drag to orbit, scroll to zoom. window.tv3dgViewer reports the state to tests.
+// the two fields of view. Drag to orbit, scroll to zoom. window.tv3dgViewer reports the state (and the
+// frames drawn) to tests.
 import * as THREE from "three";
 import { OrbitControls } from "three/addons/controls/OrbitControls.js";
 import { SparkRenderer, SplatMesh } from "@sparkjsdev/spark";
@@ -8,6 +9,7 @@ import { SparkRenderer, SplatMesh } from "@sparkjsdev/spark";
 const FOV_DEG = 40;
 const ELEVATION_DEG = 15;
 const MARGIN = 1.2;
+const SETTLE_FRAMES = 30;
 
 const params = new URLSearchParams(window.location.search);
 const message = document.getElementById("message");
@@ -59,11 +61,25 @@ async function main() {
   scene.add(splats);
   await splats.initialized;
   message.textContent = "";
-  renderer.setAnimationLoop(() => {
+  // Draw only while something changes: an idle viewer left open in a tab costs no CPU or GPU.
+  // Spark sorts the splats for the new viewpoint in a worker and applies the order after a frame,
+  // so each change keeps drawing for SETTLE_FRAMES frames.
+  let framesLeft = 0;
+  function draw() {
     controls.update();
     renderer.render(scene, camera);
-  });
-  window.tv3dgViewer = { ready: true, error: null, splats: splats.numSplats, distance };
+    window.tv3dgViewer.frames += 1;
+    framesLeft -= 1;
+    if (framesLeft <= 0) renderer.setAnimationLoop(null);
+  }
+  function wake() {
+    if (framesLeft <= 0) renderer.setAnimationLoop(draw);
+    framesLeft = SETTLE_FRAMES;
+  }
+  window.tv3dgViewer = { ready: true, error: null, splats: splats.numSplats, distance, frames: 0 };
+  controls.addEventListener("change", wake);
+  window.addEventListener("resize", wake);
+  wake();
 }
 
 main().catch((err) => fail(`could not show the asset: ${err && err.message ? err.message : err}`));
