@@ -27,25 +27,31 @@ def is_own(line: str) -> bool:
     return line.startswith("tv3dg:") or line.split(":", 1)[0] in OWN_BARS
 
 
-def run_generate(out: Path, *extra: str) -> subprocess.CompletedProcess:
+def start_generate(out: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("TV3DG_VERBOSE", None)
-    return subprocess.run(
+    return subprocess.Popen(
         [sys.executable, "-m", "tv3dg.cli", "generate", "--prompt", "a red cube", "--out", str(out), *SHORT_RUN, *extra],
-        capture_output=True, text=True, env=env, timeout=600, check=False,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
+
+
+def finished(process: subprocess.Popen) -> subprocess.CompletedProcess:
+    stdout, stderr = process.communicate(timeout=600)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 @pytest.mark.slow
 def test_a_short_generate_prints_no_third_party_notice_unless_verbose(tmp_path):
-    quiet = run_generate(tmp_path / "quiet")
+    # The two one-thread runs side by side, one per core.
+    runs = [start_generate(tmp_path / "quiet"), start_generate(tmp_path / "loud", "--verbose")]
+    quiet, loud = (finished(run) for run in runs)
     assert quiet.returncode == 0, quiet.stderr
     foreign = [line for line in stderr_lines(quiet.stderr) if not is_own(line)]
     assert foreign == []
     assert any(line.startswith("generate:") for line in stderr_lines(quiet.stderr)), "the run's own progress is shown"
     assert "done: 2 steps" in quiet.stdout
 
-    loud = run_generate(tmp_path / "loud", "--verbose")
     assert loud.returncode == 0, loud.stderr
     shown = [line for line in stderr_lines(loud.stderr) if not is_own(line)]
     # The same run with --verbose shows what the quiet one held back, e.g. diffusers' weight-loading bars.

@@ -36,7 +36,7 @@ def test_gpu_benchmark_smoke_run_on_cpu(tmp_path):
                "--gaussians", "2000", "--repeats", "1", "--steps", "2", "--losses", "sds",
                "--shap-e-layers", "1", "--shap-e-steps", "1", "--shap-e-grid", "16", "--generate-steps", "2",
                "sgc.sample_steps=1", "export.turntable_resolution=64", "export.views=2", "export.mesh.resolution=32",
-               "export.mesh.texture_resolution=64"]
+               "export.mesh.texture_resolution=64", "export.mesh.bake_resolution=32"]
     done = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1800)  # about a minute alone on 2 cores; generous for a loaded CI machine
     assert done.returncode == 0, done.stdout[-3000:]
     result = json.loads(out.read_text())
