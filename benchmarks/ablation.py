@@ -18,18 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
-from types import FrameType
 
 from ablation_analysis import (claim_verdicts, collect, full_grid_estimate, paired_table, progress_table, summary_table,
                                term_table)
 from ablation_grid import Grid, job_id, write_jobs
 from ablation_ledger import Ledger, commit, fingerprint, job_configs, without_nan
 from ablation_report import figure, markdown
+from forward_stops import call_forwarding_stops
 from machine import cpu_name, describe_machine
 
 from tv3dg.atomic import write_text_atomic
@@ -73,26 +71,6 @@ def batch_command(jobs: Path, runs: Path, args: argparse.Namespace) -> list[str]
     if args.quiet:
         command.append("--quiet")
     return command + list(args.overrides)
-
-
-def call_forwarding_stops(command: list[str]) -> int:
-    """Run `command` and pass each Ctrl-C or SIGTERM this process gets on to it, then wait for its exit.
-
-    The child gets its own session so that a terminal's Ctrl-C reaches it once, through here, and
-    not twice (a second one would abort its clean-up); and a SIGTERM sent to this script alone (a
-    scheduler, `kill`) still stops the batch, which then writes the index of what finished, so the
-    report below covers it."""
-    child = subprocess.Popen(command, start_new_session=True)
-
-    def forward(signum: int, frame: FrameType | None) -> None:
-        child.send_signal(signum)
-
-    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        return child.wait()
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def to_do(grid: Grid, ledger: Ledger, wanted: dict[str, str], limit: int | None) -> set[str]:

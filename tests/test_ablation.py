@@ -108,7 +108,7 @@ sys.exit(130)
 DRIVER = """
 import sys
 sys.path.insert(0, sys.argv[1])
-from ablation import call_forwarding_stops
+from forward_stops import call_forwarding_stops
 print(call_forwarding_stops([sys.executable, "-c", sys.argv[2], sys.argv[3]]))
 """
 
