@@ -17,7 +17,7 @@ def call_forwarding_stops(command: list[str]) -> int:
     The child gets its own session so that a terminal's Ctrl-C reaches it once, through here, and
     not twice (a second one would abort its clean-up); and a SIGTERM sent to this script alone (a
     scheduler, `kill`) still stops the batch, which then writes the index of what finished, so the
-    report below covers it."""
+    ablation script's report covers it."""
     child = subprocess.Popen(command, start_new_session=True)
 
     def forward(signum: int, frame: FrameType | None) -> None:

@@ -15,6 +15,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import ablation  # noqa: E402
+import forward_stops  # noqa: E402
 from ablation_grid import Grid, all_cases, check_coverage  # noqa: E402
 from ablation_ledger import Ledger  # noqa: E402
 from ablation_stats import bootstrap_interval, by_case, paired, summarise  # noqa: E402
@@ -51,6 +52,8 @@ def test_the_bootstrap_draws_each_case_s_own_seeds_and_matches_a_replicate_by_re
     uneven = {("a", 0): 1.0, ("a", 1): 1.0, ("a", 2): 1.0, ("b", 0): 3.0}
     low, high = bootstrap_interval(uneven)
     assert low in (1.0, 2.0) and high in (2.0, 3.0)
+    # One case of two seeds: only redrawing its seeds moves the mean (to 0, 0.5 or 1); cases alone would not.
+    assert bootstrap_interval({("a", 0): 0.0, ("a", 1): 1.0}) == (0.0, 1.0)
     rng = np.random.default_rng(7)
     values = {(f"case{c}", s): float(rng.random() + 0.1 * c) for c in range(10) for s in range(1 + c % 3)}
     groups = list(by_case(values).values())
@@ -116,6 +119,7 @@ print(call_forwarding_stops([sys.executable, "-c", sys.argv[2], sys.argv[3]]))
 @pytest.mark.parametrize("how", ["kill -TERM of the script alone", "Ctrl-C in its terminal"])
 def test_a_stop_sent_to_the_ablation_script_reaches_its_batch_exactly_once(tmp_path, how):
     log = tmp_path / "signals.log"
+    assert ablation.call_forwarding_stops is forward_stops.call_forwarding_stops  # what the script runs its batch with
     driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(Path(ablation.__file__).parent), CHILD, str(log)],
                               stdout=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 60

@@ -27,25 +27,37 @@ def is_own(line: str) -> bool:
     return line.startswith("tv3dg:") or line.split(":", 1)[0] in OWN_BARS
 
 
-def start_generate(out: Path, *extra: str) -> subprocess.Popen:
+def run_generates(tmp_path: Path, *runs: tuple[str, ...]) -> list[subprocess.CompletedProcess]:
+    """One generate per argument tuple, side by side (one thread each), their output in files so that
+    neither waits on a full pipe; any still running when this returns (a failure) is killed."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("TV3DG_VERBOSE", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "tv3dg.cli", "generate", "--prompt", "a red cube", "--out", str(out), *SHORT_RUN, *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
-
-
-def finished(process: subprocess.Popen) -> subprocess.CompletedProcess:
-    stdout, stderr = process.communicate(timeout=600)
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    started = []
+    try:
+        for index, extra in enumerate(runs):
+            out, err = (open(tmp_path / f"run{index}.{name}", "w+") for name in ("out", "err"))
+            command = [sys.executable, "-m", "tv3dg.cli", "generate", "--prompt", "a red cube",
+                       "--out", str(tmp_path / f"run{index}"), *SHORT_RUN, *extra]
+            started.append((subprocess.Popen(command, stdout=out, stderr=err, env=env), out, err))
+        done = []
+        for process, out, err in started:
+            process.wait(timeout=600)
+            out.seek(0)
+            err.seek(0)
+            done.append(subprocess.CompletedProcess(process.args, process.returncode, out.read(), err.read()))
+        return done
+    finally:
+        for process, out, err in started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            out.close()
+            err.close()
 
 
 @pytest.mark.slow
 def test_a_short_generate_prints_no_third_party_notice_unless_verbose(tmp_path):
-    # The two one-thread runs side by side, one per core.
-    runs = [start_generate(tmp_path / "quiet"), start_generate(tmp_path / "loud", "--verbose")]
-    quiet, loud = (finished(run) for run in runs)
+    quiet, loud = run_generates(tmp_path, (), ("--verbose",))
     assert quiet.returncode == 0, quiet.stderr
     foreign = [line for line in stderr_lines(quiet.stderr) if not is_own(line)]
     assert foreign == []

@@ -1,7 +1,7 @@
 """The `sd15` preset file as shipped, on tiny random SD-1.5-architecture weights and a tiny Shap-E.
 
-Changed from the file: only what a CPU forces (float32 on the CPU, 32 px into the prior and for the renders and
-export, 12 loop steps instead of 3000) and the weights' folders. `shortened` scales every step count of the
+Changed from the file: only what a CPU forces (float32 on the CPU, 32 px into the prior, for the renders and
+export, a 64 px texture, 12 loop steps instead of 3000) and the weights' folders. `shortened` scales every step count of the
 preset to the 12 steps, so the run passes through the preset's phases in its order: Shap-E init, 4 views
 per step with view-dependent prompts, the t_max annealing, densification with an opacity reset, SGC from
 its start step. The test asserts what each phase did; the loop's steps run without `Generation.run`'s

@@ -9,7 +9,7 @@ import { SparkRenderer, SplatMesh } from "@sparkjsdev/spark";
 const FOV_DEG = 40;
 const ELEVATION_DEG = 15;
 const MARGIN = 1.2;
-const SETTLE_FRAMES = 30;
+const SETTLE_FRAMES = 10;
 
 const params = new URLSearchParams(window.location.search);
 const message = document.getElementById("message");
@@ -37,7 +37,9 @@ async function main() {
   renderer.setClearColor(new THREE.Color(params.get("background") || "#ffffff"), 1);
   document.body.appendChild(renderer.domElement);
   const scene = new THREE.Scene();
-  scene.add(new SparkRenderer({ renderer }));
+  // Spark calls onDirty when a sort (run in a worker after a frame) or another update is ready to show.
+  let shown = false;
+  scene.add(new SparkRenderer({ renderer, onDirty: () => shown && wake() }));
   const camera = new THREE.PerspectiveCamera(FOV_DEG, 1, radius * 0.01, radius * 100);
   const controls = new OrbitControls(camera, renderer.domElement);
   controls.target.set(0, 0, 0);
@@ -61,24 +63,28 @@ async function main() {
   scene.add(splats);
   await splats.initialized;
   message.textContent = "";
-  // Draw only while something changes: an idle viewer left open in a tab costs no CPU or GPU.
-  // Spark sorts the splats for the new viewpoint in a worker and applies the order after a frame,
-  // so each change keeps drawing for SETTLE_FRAMES frames.
+  // Draw only while something changes (a load, a resize, an orbit, a sort Spark has finished): an
+  // idle viewer left open in a tab costs no CPU or GPU. Each change draws SETTLE_FRAMES frames.
   let framesLeft = 0;
   function draw() {
     controls.update();
     renderer.render(scene, camera);
     window.tv3dgViewer.frames += 1;
     framesLeft -= 1;
-    if (framesLeft <= 0) renderer.setAnimationLoop(null);
+    if (framesLeft <= 0) {
+      renderer.setAnimationLoop(null);
+      window.tv3dgViewer.drawing = false;
+    }
   }
   function wake() {
     if (framesLeft <= 0) renderer.setAnimationLoop(draw);
     framesLeft = SETTLE_FRAMES;
+    window.tv3dgViewer.drawing = true;
   }
-  window.tv3dgViewer = { ready: true, error: null, splats: splats.numSplats, distance, frames: 0 };
+  window.tv3dgViewer = { ready: true, error: null, splats: splats.numSplats, distance, frames: 0, drawing: false };
   controls.addEventListener("change", wake);
   window.addEventListener("resize", wake);
+  shown = true;
   wake();
 }
 
