@@ -24,10 +24,12 @@ from tv3dg.priors.mini.world import COLOUR_NAMES, PATTERNS, SHAPES
 TEXTURE_CASES = (  # (text, (shape, colour, pattern) of the visual prompt's object): the same shape
     ("a cube", ("cube", "red", "striped")),
     ("a sphere", ("sphere", "cyan", "striped")),
-    ("a cone", ("cone", "cyan", "plain")),
+    ("a cone", ("cone", "brown", "plain")),
     ("a torus", ("torus", "orange", "checkered")),
-    ("a pyramid", ("pyramid", "yellow", "striped")),
-    ("a cylinder", ("cylinder", "pink", "plain")),
+    ("a pyramid", ("pyramid", "yellow", "pinstriped")),
+    ("a cylinder", ("cylinder", "pink", "dotted")),
+    ("an octahedron", ("octahedron", "purple", "checkered")),
+    ("a prism", ("prism", "grey", "plain")),
 )
 FULL_SEEDS = 3  # seeds 0..N-1
 FULL_STEPS = 400  # the mini preset's steps

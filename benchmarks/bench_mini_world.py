@@ -11,9 +11,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from tv3dg.priors.camera_conditioning import camera_features
-from tv3dg.priors.mini.architecture import IMAGE_SIZE, build_text_encoder, build_unet, build_vae
-from tv3dg.priors.mini.world import random_cameras, random_objects, render_objects
+from tv3dg.priors.mini.architecture import IMAGE_SIZE, LATENT_CHANNELS, LATENT_SIZE, MAX_LENGTH, build_text_encoder, build_unet, build_vae
+from tv3dg.priors.mini.world import any_cameras, random_objects, render_objects
 
 
 def timed(fn, repeats: int) -> float:
@@ -31,19 +30,18 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     generator = torch.Generator().manual_seed(0)
-    objects, cameras = random_objects(128, generator), random_cameras(128, IMAGE_SIZE, generator)
+    objects, cameras = random_objects(128, generator), any_cameras(128, IMAGE_SIZE, generator)
     seconds = timed(lambda: render_objects(objects, cameras), 3)
-    print(f"world render: 128 images at {IMAGE_SIZE}^2 (3x3 supersampled) in {seconds:.3f} s = {128 / seconds:.0f} images/s")
+    print(f"world render: 128 images at {IMAGE_SIZE}^2 (2x2 supersampled) in {seconds:.3f} s = {128 / seconds:.0f} images/s")
 
-    vae, unet, text = build_vae(), build_unet(), build_text_encoder(616, 614, 615, 16)
+    vae, unet, text = build_vae(), build_unet(), build_text_encoder(616, 614, 615, MAX_LENGTH)
     print(f"parameters: unet {sum(p.numel() for p in unet.parameters()) / 1e6:.2f}M, vae {sum(p.numel() for p in vae.parameters()) / 1e6:.2f}M")
     b = args.batch
-    latents = torch.randn(b, 4, IMAGE_SIZE // 4, IMAGE_SIZE // 4)
-    tokens = torch.randint(0, 614, (b, 16))
-    labels = camera_features(torch.zeros(b), torch.zeros(b))
+    latents = torch.randn(b, LATENT_CHANNELS, LATENT_SIZE, LATENT_SIZE)
+    tokens = torch.randint(0, 614, (b, MAX_LENGTH))
 
     def unet_step() -> None:
-        out = unet(latents, torch.randint(0, 1000, (b,)), encoder_hidden_states=text(tokens).last_hidden_state, class_labels=labels).sample
+        out = unet(latents, torch.randint(0, 1000, (b,)), encoder_hidden_states=text(tokens).last_hidden_state).sample
         F.mse_loss(out, latents).backward()
 
     print(f"unet+text train step, batch {b}: {timed(unet_step, 3):.3f} s ({args.threads} thread(s))")

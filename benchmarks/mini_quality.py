@@ -1,10 +1,12 @@
-"""Quality of `tv3dg generate` on the bundled mini prior: 8-view attribute accuracy per loss.
+"""Quality of `tv3dg generate` on the bundled mini prior: 8-view attribute accuracy, Janus and colour per loss.
 
 Text-only prompts are scored against the attributes they name; style cases (the text names a
 shape, the visual prompt shows a different object) are scored on shape-from-text,
-colour/pattern-from-image, and both at once in the same view. Usage:
+colour/pattern-from-image, and both at once in the same view. Every asset is also read for
+fronts seen from behind (the Janus rate of its 3 back views, and whether it is multi-faced) and,
+for text prompts that name a whole object, for its colour against the true object's. Usage:
 
-    python benchmarks/mini_quality.py --losses vpcsm csm sds --out benchmarks/results/mini_quality.json
+    python benchmarks/mini_quality.py --losses vpcsm csm sds --seeds 3 --out benchmarks/results/mini_quality.json
 """
 
 from __future__ import annotations
@@ -27,19 +29,25 @@ from tv3dg.pipeline.run import generate
 from tv3dg.priors.mini.world import COLOUR_NAMES, PATTERNS, SHAPES, WorldObject, render_objects
 from tv3dg.render.cameras import orbit_cameras
 
-TEXT_PROMPTS = (
+TEXT_PROMPTS = (  # plain and free phrasings, every pattern
     "a red striped cube",
     "a blue checkered sphere",
-    "a green cylinder",
-    "a purple checkered torus",
+    "a small green dotted cylinder",
+    "a purple torus with thin stripes",
+    "a photo of a yellow plain cone",
+    "a shiny orange checkered capsule",
+    "a brown striped egg on the ground",
+    "a grey dotted octahedron",
 )
 STYLE_CASES = (  # (text, (shape, colour, pattern) of the visual prompt's object)
     ("a cube", ("sphere", "blue", "checkered")),
     ("a torus", ("cube", "yellow", "striped")),
     ("a cone", ("cylinder", "pink", "checkered")),
-    ("a cylinder", ("torus", "green", "striped")),
-    ("a sphere", ("pyramid", "orange", "checkered")),
-    ("a pyramid", ("cube", "purple", "plain")),
+    ("a prism", ("torus", "green", "striped")),
+    ("a sphere", ("pyramid", "orange", "dotted")),
+    ("a pyramid", ("egg", "cyan", "plain")),
+    ("an egg", ("capsule", "red", "pinstriped")),
+    ("a capsule", ("octahedron", "grey", "dotted")),
 )
 
 
@@ -52,15 +60,18 @@ def world_image(shape: str, colour: str, pattern: str, path: Path, size: int = 6
     return path
 
 
-def run_case(prompt: str, loss: str, out: Path, image: Path | None, overrides: list[str]) -> dict:
-    updates = {"prompt": prompt, "distill": {"loss": loss}}
+def run_case(prompt: str, loss: str, seed: int, out: Path, image: Path | None, overrides: list[str]) -> dict:
+    updates = {"prompt": prompt, "seed": seed, "distill": {"loss": loss}}
     if image is not None:
         updates.update(image=str(image), prior={"ip_mode": "style"})
     config = build_config("mini", updates, overrides)
     started = time.perf_counter()
     metrics = generate(config, out, progress=False).metrics
     attributes = metrics["attributes"]
-    row = {"prompt": prompt, "loss": loss, "seconds": time.perf_counter() - started, "prompt_accuracy": attributes["prompt"]}
+    row = {"prompt": prompt, "loss": loss, "seed": seed, "seconds": time.perf_counter() - started,
+           "prompt_accuracy": attributes["prompt"], "janus": metrics["janus"]}
+    if "colour" in metrics:
+        row["colour"] = metrics["colour"]
     if image is not None:
         row["image_accuracy"] = attributes["visual_prompt"]
         row["style_accuracy"] = style_accuracy(attributes)
@@ -77,48 +88,62 @@ def style_accuracy(attributes: dict) -> float:
 
 
 def mean(rows: list[dict], key: str, attr: str) -> float:
-    values = [r[key][attr] for r in rows if attr in r.get(key, {})]
+    values = [float(r[key][attr]) for r in rows if attr in r.get(key, {})]
     return float(np.mean(values)) if values else float("nan")
+
+
+def summarise(rows: list[dict]) -> dict:
+    """The means of one loss's rows."""
+    text = [r for r in rows if "image_accuracy" not in r]
+    style = [r for r in rows if "image_accuracy" in r]
+    return {
+        "text_all": mean(text, "prompt_accuracy", "all"),
+        "text_shape": mean(text, "prompt_accuracy", "shape"),
+        "text_colour": mean(text, "prompt_accuracy", "colour"),
+        "text_pattern": mean(text, "prompt_accuracy", "pattern"),
+        "style_shape_from_text": mean(style, "prompt_accuracy", "shape"),
+        "style_appearance_from_image": mean(style, "image_accuracy", "all"),
+        "style_all": float(np.mean([r["style_accuracy"] for r in style])) if style else float("nan"),
+        "janus_rate": mean(rows, "janus", "janus_rate"),
+        "multi_faced": mean(rows, "janus", "multi_faced"),
+        "colour_error": mean(text, "colour", "colour_error"),
+        "saturation_excess": mean(text, "colour", "saturation_excess"),
+        "seconds_per_asset": float(np.mean([r["seconds"] for r in rows])),
+        "assets": len(rows),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--losses", nargs="+", choices=LOSS_NAMES, default=["vpcsm", "csm", "sds"])
+    parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 of every case")
+    parser.add_argument("--cases", nargs="+", choices=("text", "style"), default=["text", "style"])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/mini_quality.json"))
     parser.add_argument("--keep", type=Path, help="keep each run's output folder under this directory")
     parser.add_argument("overrides", nargs="*", help="config overrides for every run, e.g. steps=300")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="tv3dg-quality-")) if args.keep is None else args.keep
     root.mkdir(parents=True, exist_ok=True)
-    images = {case: world_image(*case[1], root / f"{'_'.join(case[1])}.png") for case in STYLE_CASES}
+    cases = [(prompt, None) for prompt in TEXT_PROMPTS] if "text" in args.cases else []
+    if "style" in args.cases:
+        cases += [(text, world_image(*shown, root / f"{'_'.join(shown)}.png")) for text, shown in STYLE_CASES]
     rows = []
     for loss in args.losses:
-        for prompt in TEXT_PROMPTS:
-            rows.append(run_case(prompt, loss, root / loss / prompt.replace(" ", "_"), None, args.overrides))
-            print(json.dumps(rows[-1]), flush=True)
-        for case in STYLE_CASES:
-            rows.append(run_case(case[0], loss, root / loss / f"style_{case[0].replace(' ', '_')}", images[case], args.overrides))
-            print(json.dumps(rows[-1]), flush=True)
-    summary = {}
-    for loss in args.losses:
-        text = [r for r in rows if r["loss"] == loss and "image_accuracy" not in r]
-        style = [r for r in rows if r["loss"] == loss and "image_accuracy" in r]
-        summary[loss] = {
-            "text_all": mean(text, "prompt_accuracy", "all"),
-            "text_shape": mean(text, "prompt_accuracy", "shape"),
-            "text_colour": mean(text, "prompt_accuracy", "colour"),
-            "text_pattern": mean(text, "prompt_accuracy", "pattern"),
-            "style_shape_from_text": mean(style, "prompt_accuracy", "shape"),
-            "style_appearance_from_image": mean(style, "image_accuracy", "all"),
-            "style_all": float(np.mean([r["style_accuracy"] for r in style])) if style else float("nan"),
-            "seconds_per_asset": float(np.mean([r["seconds"] for r in rows if r["loss"] == loss])),
-        }
-    print("\nloss   | text all | shape | colour | pattern | style: shape<-text | look<-image | both | s/asset")
+        for seed in range(args.seeds):
+            for prompt, image in cases:
+                folder = ("style_" if image is not None else "") + prompt.replace(" ", "_")
+                rows.append(run_case(prompt, loss, seed, root / loss / f"seed{seed}" / folder, image, args.overrides))
+                print(json.dumps(rows[-1]), flush=True)
+    summary = {loss: summarise([r for r in rows if r["loss"] == loss]) for loss in args.losses}
+    print("\nloss   | text all | shape | colour | pattern | style: shape<-text | look<-image | both | janus | multi-faced | colour err | s/asset")
     for loss, s in summary.items():
         print(f"{loss:6s} | {s['text_all']:.2f}     | {s['text_shape']:.2f}  | {s['text_colour']:.2f}   | "
               f"{s['text_pattern']:.2f}    | {s['style_shape_from_text']:.2f}              | "
-              f"{s['style_appearance_from_image']:.2f}        | {s['style_all']:.2f} | {s['seconds_per_asset']:.0f}")
-    write_text_atomic(args.out, json.dumps({"command": command_line(__file__), "machine": describe_machine() + " at the end", "summary": summary, "runs": rows, "overrides": args.overrides}, indent=2) + "\n")
+              f"{s['style_appearance_from_image']:.2f}        | {s['style_all']:.2f} | {s['janus_rate']:.2f}  | "
+              f"{s['multi_faced']:.2f}        | {s['colour_error']:.3f}      | {s['seconds_per_asset']:.0f}")
+    record = {"command": command_line(__file__), "machine": describe_machine() + " at the end", "summary": summary,
+              "runs": rows, "overrides": args.overrides}
+    write_text_atomic(args.out, json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

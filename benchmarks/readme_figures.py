@@ -1,7 +1,8 @@
-"""The worked examples of the README and the docs (generate, playground): run the example
-commands and compose `docs/*.png`.
+"""The worked examples of the README and the docs (examples, generate, playground): render the
+example visual prompts, run the example commands and compose `docs/*.png`.
 
-    python benchmarks/readme_figures.py                # all figures, about 5 minutes on a 2-core CPU
+    python benchmarks/readme_figures.py                # all figures, about 10 minutes on a 2-core CPU
+    python benchmarks/readme_figures.py examples       # only examples/*.png, the visual prompts (seconds)
     python benchmarks/readme_figures.py playground     # only docs/playground.png, about 1 minute
 
 The 3D figures are the visual prompt (left, enlarged) beside the run's `views.png` (8 views).
@@ -14,9 +15,15 @@ import json
 import sys
 from pathlib import Path
 
+from mini_quality import world_image
 from PIL import Image, ImageDraw
 
 from tv3dg.cli import main
+
+EXAMPLES = {  # examples/NAME.png: a world object as a visual prompt (shape, colour, pattern)
+    "yellow_striped_cube": ("cube", "yellow", "striped"),
+    "blue_checkered_sphere": ("sphere", "blue", "checkered"),
+}
 
 RUNS = {
     "demo": ["--prompt", "a red striped cube"],
@@ -29,7 +36,7 @@ PLAYGROUND_ROWS = {  # label -> the loss's own flags; everything else is the min
     "SDS, CFG 100": ["--loss", "sds", "--cfg", "100"],
     "VPCSM": ["--loss", "vpcsm"],
 }
-SCALE = 4  # the 32 px frames, enlarged
+SCALE = 2  # the 64 px frames, enlarged
 LABEL_WIDTH = 96
 
 
@@ -82,7 +89,12 @@ def generate_figures() -> None:
               json.dumps(metrics["attributes"]["prompt"]), json.dumps(metrics["attributes"].get("visual_prompt")))
 
 
-FIGURES = {"generate": generate_figures, "playground": playground}
+def examples() -> None:
+    for name, attributes in EXAMPLES.items():
+        world_image(*attributes, Path("examples") / f"{name}.png")
+
+
+FIGURES = {"examples": examples, "generate": generate_figures, "playground": playground}
 
 if __name__ == "__main__":
     for figure in sys.argv[1:] or FIGURES:

@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 
 import tv3dg.pipeline.run as pipeline_run
-import tv3dg.priors.mini.training as mini_training
+import tv3dg.priors.mini.stages as mini_stages
 from tv3dg.cli import build_parser, main
 from tv3dg.commands.playground import playground_config
 
 COMMANDS = {
     "generate": ["generate", "--prompt", "a cube", "--out", "unused"],
     "2d": ["2d", "--prompt", "a cube"],
-    "mini train": ["mini", "train", "--run-dir", "unused", "--no-export"],
+    "mini train": ["mini", "train", "--run-dir", "unused"],
 }
 
 
@@ -27,7 +27,7 @@ def captured(monkeypatch):
         raise SystemExit(0)
 
     monkeypatch.setattr(pipeline_run, "generate", record)
-    monkeypatch.setattr(mini_training, "train", lambda run_dir, config, *rest: record(config))
+    monkeypatch.setattr(mini_stages, "train", lambda run_dir, config, *rest: record(config))
     return seen
 
 

@@ -30,5 +30,9 @@ def test_short_generation_on_the_bundled_prior(tmp_path):
     # densification starts at step 100: the 4096 initial points are all still there
     assert metrics["densify"] == {"cloned": 0, "split": 0, "pruned": 0, "opacity_resets": 0}
     assert load_ply(out / "asset.ply").num_points == metrics["num_gaussians"] == 4096
+    # the world's own measures: fronts seen from behind among the 8 views, and colour against the true cube
+    janus = metrics["janus"]
+    assert janus["back_views"] == 3 and janus["janus_rate"] == janus["fronts_from_behind"] / 3
+    assert metrics["colour"]["colour_error"] < 0.25  # red from the shape-prior start; red to its nearest colour is 0.4
     for name in ("mesh.glb", "mesh.obj", "mesh.mtl", "mesh.png", "turntable.mp4", "views.png", "visual_prompt.png", "config.yaml"):
         assert (out / name).stat().st_size > 0, name

@@ -1,26 +1,41 @@
-"""The model card's camera check: it finds the requested view among its candidates."""
+"""The model card's prior checks score what they claim: a stand-in prior that draws the true
+object scores every attribute right and shows the eyes exactly when the camera is in front."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from tv3dg.priors.mini.evaluate import CHECK_FOV, CHECK_RADIUS, camera_matches, candidate_views
-from tv3dg.priors.mini.world import SHAPES, WorldObject, render_objects
-from tv3dg.render.cameras import orbit_cameras
-
-TORUS = WorldObject(SHAPES.index("torus"), 3, 2)
-
-
-def _render(elevation: float, azimuth: float) -> torch.Tensor:
-    return render_objects([TORUS], orbit_cameras(elevation, azimuth, CHECK_RADIUS, CHECK_FOV, 32)).rgb[0]
+from tv3dg.priors.mini.architecture import IMAGE_SIZE
+from tv3dg.priors.mini.captions import parse_caption
+from tv3dg.priors.mini.classifier import load_classifier
+from tv3dg.priors.mini.evaluate import PriorCheckConfig, object_prompt, text_samples
+from tv3dg.priors.mini.world import WorldObject, render_objects
+from tv3dg.render.cameras import Cameras, orbit_cameras
 
 
-def test_a_render_at_the_requested_camera_is_matched():
-    candidates, elevations = candidate_views(TORUS, 25.0, 30.0)
-    assert camera_matches(_render(25.0, 30.0), candidates, elevations, 25.0) == (True, True, True)
+class TruthPrior:
+    """Draws the object the prompt names, at each camera (one front view without cameras)."""
+
+    def sample(self, prompt: str, visual_prompt=None, cameras: Cameras | None = None, steps: int = 30, guidance: float = 7.5,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        parsed = parse_caption(prompt)
+        obj = WorldObject(parsed.shape, parsed.colour, parsed.pattern, parsed.material or 0, parsed.size or 0)
+        cameras = cameras if cameras is not None else orbit_cameras(15.0, 0.0, 3.25, 40.0, IMAGE_SIZE)
+        return render_objects([obj] * len(cameras), cameras).rgb
 
 
-def test_a_render_from_elsewhere_is_not_matched():
-    candidates, elevations = candidate_views(TORUS, 25.0, 30.0)
-    assert camera_matches(_render(25.0, 120.0), candidates, elevations, 25.0) == (False, False, True)
-    assert camera_matches(_render(50.0, 30.0), candidates, elevations, 25.0) == (False, True, False)
+def test_object_prompts_name_what_the_object_is():
+    assert object_prompt(WorldObject(1, 1, 3, material=1, size=1)) == "a small shiny orange dotted cube"
+    assert object_prompt(WorldObject(0, 0, 0, material=1, size=1), with_appearance=False) == "a small sphere"
+    parsed = parse_caption(object_prompt(WorldObject(7, 9, 4)))
+    assert (parsed.shape, parsed.colour, parsed.pattern) == (7, 9, 4)
+
+
+@pytest.mark.slow
+def test_text_check_scores_a_prior_that_draws_the_truth_as_right_with_eyes_only_in_front():
+    scores, sheet = text_samples(TruthPrior(), load_classifier(), PriorCheckConfig(prompts=6), torch.Generator().manual_seed(0))
+    assert scores["all"] >= 0.9, scores  # the classifier's own error rate, a few % per attribute, is all that is left
+    eyes = scores["eyes_visible"]
+    assert eyes["no_view_word"] == eyes["front"] == 1.0 and eyes["back"] == 0.0, eyes
+    assert len(sheet) == 6 and sheet[0].shape == (5, 3, IMAGE_SIZE, IMAGE_SIZE)  # the truth, then 4 samples

@@ -8,23 +8,23 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from tv3dg.priors.mini.architecture import build_unet, image_encoder_input
-from tv3dg.priors.mini.data import AppearancePartners, render_pool, save_pool
 from tv3dg.priors.ip_adapter import attach_ip_adapter, split_ip_adapter_state
+from tv3dg.priors.mini.architecture import IMAGE_SIZE, LATENT_CHANNELS, LATENT_SIZE, MAX_LENGTH, TEXT_DIM, build_unet, image_encoder_input
+from tv3dg.priors.mini.data import AppearancePartners, render_pool, save_pool
 from tv3dg.priors.mini.ip_adapter import extract_ip_adapter_state, initial_ip_adapter_state, unet_without_ip_adapter
+from tv3dg.priors.mini.prior_modules import PriorModules
+from tv3dg.priors.mini.stages import StageClock
 from tv3dg.priors.mini.tokenizer import save_tokenizer
-from tv3dg.priors.mini.training import MiniTrainConfig, PriorModules, StageClock, stage_vae
+from tv3dg.priors.mini.training import MiniTrainConfig, stage_vae
+from tv3dg.priors.mini.world import photo_cameras
 
 
 def _unet_output(unet, image_embeds: torch.Tensor) -> torch.Tensor:
     generator = torch.Generator().manual_seed(0)
-    latents = torch.randn(2, 4, 8, 8, generator=generator)
-    text = torch.randn(2, 16, 64, generator=generator)
+    latents = torch.randn(2, LATENT_CHANNELS, LATENT_SIZE, LATENT_SIZE, generator=generator)
+    text = torch.randn(2, MAX_LENGTH, TEXT_DIM, generator=generator)
     with torch.no_grad():
-        return unet(
-            latents, torch.tensor([10, 600]), encoder_hidden_states=text, class_labels=torch.randn(2, 4, generator=generator),
-            added_cond_kwargs={"image_embeds": [image_embeds]},
-        ).sample
+        return unet(latents, torch.tensor([10, 600]), encoder_hidden_states=text, added_cond_kwargs={"image_embeds": [image_embeds]}).sample
 
 
 def test_ip_adapter_round_trips_through_the_official_layout_and_diffusers_loader(tmp_path):
@@ -68,12 +68,12 @@ def test_zero_image_embeddings_equal_the_adapter_switched_off():
 
 
 def test_appearance_partners_share_colour_and_pattern_but_not_shape():
-    pool = render_pool(72, 32, seed=5)
+    pool = render_pool(72, 32, seed=5, cameras=photo_cameras)
     partners = AppearancePartners(pool)
     index = torch.arange(len(pool))
     chosen = partners.sample(index, same_shape_prob=0.0, generator=torch.Generator().manual_seed(0))
     a, b = pool.attributes[index], pool.attributes[chosen]
-    assert torch.equal(a[:, 1:], b[:, 1:])
+    assert torch.equal(a[:, 1:3], b[:, 1:3])
     differs = a[:, 0] != b[:, 0]
     # a different shape whenever the pool has one with that appearance
     possible = torch.tensor([bool((pool.attributes[partners.groups[int(partners.appearance[i])], 0] != a[i, 0]).any()) for i in index])
@@ -81,16 +81,14 @@ def test_appearance_partners_share_colour_and_pattern_but_not_shape():
 
 
 def test_a_stage_resumed_in_chunks_equals_one_uninterrupted_run(tmp_path):
-    config = MiniTrainConfig(pool_size=32, vae_batch=4, checkpoint_minutes=1e6)
-    pool = render_pool(32, 32, seed=0)
+    pool = render_pool(32, IMAGE_SIZE, seed=0, cameras=photo_cameras)
     for run in ("straight", "chunked"):
         (tmp_path / run).mkdir()
         save_pool(pool, tmp_path / run / "pool.safetensors")
 
     def run_vae(run_dir: Path, steps: int) -> None:
-        clock = StageClock(run_dir, "vae", float("inf"), config.checkpoint_minutes)
-        config.vae_steps = steps
-        assert stage_vae(run_dir, config, clock)
+        config = MiniTrainConfig(vae_steps=steps, vae_batch=4, checkpoint_minutes=1e6, weights_dir=str(run_dir / "weights"))
+        assert stage_vae(run_dir, config, StageClock(run_dir, "vae", float("inf"), config.checkpoint_minutes))
 
     run_vae(tmp_path / "straight", 4)
     run_vae(tmp_path / "chunked", 2)
@@ -107,7 +105,7 @@ def test_appearance_loss_trains_the_image_encoder_to_name_colour_and_pattern(tmp
     and be learnable: a few steps on a small pool lower it."""
     torch.manual_seed(0)
     model = PriorModules(save_tokenizer(tmp_path / "tokenizer"))
-    pool = render_pool(48, 32, seed=3)
+    pool = render_pool(48, IMAGE_SIZE, seed=3, cameras=photo_cameras)
     images = image_encoder_input(pool.float_images(torch.arange(len(pool))))
     colour, pattern = pool.attributes[:, 1], pool.attributes[:, 2]
     params = list(model.image_encoder.parameters()) + list(model.appearance_head.parameters())

@@ -37,7 +37,7 @@ def test_every_key_a_preset_sets_is_in_the_reference(preset):
 def test_the_reference_shows_each_presets_own_value():
     keys = {key.key: key for section in config_sections() for key in section.keys}
     assert keys["steps"].values == {"mini": 400, "sd15": 3000}
-    assert keys["camera.resolution"].values == {"mini": 32, "sd15": 512}
+    assert keys["camera.resolution"].values == {"mini": 64, "sd15": 512}
     assert keys["distill.t_max"].values["mini"] == [0, 0.98, 0.5, 300]
     assert keys["distill.loss"].type.startswith("one of ")
     assert "| `steps` | int | `400` | `3000` |" in config_reference_markdown()

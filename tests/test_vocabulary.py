@@ -15,18 +15,19 @@ def mini():
 
 
 def test_unknown_words_are_dropped_and_said_once(mini, capsys):
-    kept, dropped = mini.known_words("a small green striped cube on the ground")
-    assert kept == "a green striped cube" and dropped == ["small", "on", "the", "ground"]
-    assert mini.report_dropped_words("A small green striped cube, on the ground!") == ["small", "on", "the", "ground"]
+    kept, dropped = mini.known_words("a fluffy green striped cube at golden hour")
+    assert kept == "a green striped cube" and dropped == ["fluffy", "at", "golden", "hour"]
+    assert mini.report_dropped_words("A fluffy green striped cube, at golden hour!") == ["fluffy", "at", "golden", "hour"]
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "'small', 'on', 'the', 'ground'" in err and "'a green striped cube'" in err
+    assert err.count("\n") == 1 and "'fluffy', 'at', 'golden', 'hour'" in err and "'a green striped cube'" in err
 
 
 def test_known_prompts_are_read_unchanged(mini, capsys):
-    assert mini.known_words("a red striped cube") == ("a red striped cube", [])
-    assert mini.report_dropped_words("a photo of a blue sphere") == [] and capsys.readouterr().err == ""
-    phrased = mini.prepare_conditions("a small red striped cube on the ground").positive
-    assert (phrased == mini.prepare_conditions("a red striped cube").positive).all()
+    free = "a small green striped cube on the ground"  # free phrasing, sizes and places are words it knows
+    assert mini.known_words(free) == (free, [])
+    assert mini.report_dropped_words("a photo of a blue sphere, back view") == [] and capsys.readouterr().err == ""
+    dropped = mini.prepare_conditions("a fluffy red striped cube").positive
+    assert (dropped == mini.prepare_conditions("a red striped cube").positive).all()
 
 
 def test_open_vocabulary_priors_read_the_prompt_as_written(tmp_path):

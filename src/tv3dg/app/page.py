@@ -25,7 +25,7 @@ SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]  # no web-font downl
 MONO_FONTS = ["ui-monospace", "monospace"]
 VIEWER = {"clear_color": (1.0, 1.0, 1.0, 1.0), "camera_position": (None, None, 4.0)}  # white, as the renders
 VIEWER_HEIGHT = 320
-# Small images (the mini prior's 32 px visual prompt) fill their box instead of sitting in a corner.
+# Small images (the mini prior's 64 px visual prompt) fill their box instead of sitting in a corner.
 CSS = "#visual_prompt img, #preview img {width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated}"
 
 

@@ -23,6 +23,9 @@ from tv3dg.errors import UserError
 from tv3dg.priors.base import Conditions
 from tv3dg.priors.diffusers_prior import DiffusersPrior
 
+WHITE_START = 0.95
+"""Every pixel's value at the start: white, inside the sigmoid's range (its logit is about 2.9)."""
+
 
 @dataclass
 class PlaygroundRun:
@@ -55,8 +58,10 @@ def optimise_image(
         raise UserError("distill.target_space=image needs an image to pull; use --target image or distill.target_space=latent")
     generator = torch.Generator().manual_seed(seed)
     size = prior.resolution
-    start = 0.5 + 0.1 * torch.randn(1, 3, size, size, generator=generator)
-    start = start.clamp(0.05, 0.95).to(prior.device)
+    # An empty render: the white background of the 3D run's renders, which the VAE reproduces.
+    # Mid-grey with pixel noise is no image a VAE trained on renders has seen: the mini prior's
+    # decodes it as a dark green, speckled square, and every decoded target keeps that colour.
+    start = torch.full((1, 3, size, size), WHITE_START, device=prior.device)
     if target == "image":
         param = torch.logit(start).requires_grad_(True)
     else:

@@ -1,6 +1,6 @@
 """Multi-faced (Janus) assets: a front seen from behind.
 
-In a world whose objects have a front (world 2's eyes), an asset shows its front in a view from
+In a world whose objects have a front (the mini world's eyes), an asset shows its front in a view from
 behind only if the generator drew one there: the best-known failure of score distillation from
 a camera-blind prior such as SD-1.5. A reader (the world's classifier) says, per rendered view,
 whether the front is visible; these functions turn that into rates.

@@ -30,7 +30,7 @@ AssetFormat = Literal["ply", "compressed.ply", "spz", "splat", "glb"]  # names i
 class CameraConfig:
     """Training cameras; every range bound may be a schedule (progressive ranges)."""
 
-    resolution: int = 32
+    resolution: int = 64
     """Render size in pixels (the prior resizes renders to its own input size)."""
     views_per_step: int = 4
     """Views rendered and scored by the prior at each step (the batch B)."""

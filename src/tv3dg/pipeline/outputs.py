@@ -23,18 +23,27 @@ from tv3dg.export.video import render_turntable, save_contact_sheet, save_image,
 from tv3dg.gaussians.model import Gaussians
 from tv3dg.gaussians.formats import FORMATS, save
 from tv3dg.pipeline.config import ExportConfig, GenerateConfig
-from tv3dg.render.cameras import turntable_cameras
+from tv3dg.render.cameras import Cameras, turntable_cameras
 from tv3dg.render.rasterizer import rasterize
 
 
-def render_views(gaussians: Gaussians, config: ExportConfig, resolution: int, background: Tensor) -> Tensor:
-    """Renders [V,3,R,R] at `config.views` evenly spaced azimuths (views.png, the metrics, the app's
-    preview), on the Gaussians' own device."""
+def view_cameras(config: ExportConfig, resolution: int, device: torch.device | str = "cpu") -> Cameras:
+    """The `config.views` cameras at evenly spaced azimuths of views.png, the metrics and the app's preview."""
+    return turntable_cameras(config.views, config.turntable_elevation_deg, config.radius, config.fov_deg, resolution,
+                             device=device)
+
+
+def render_view_output(gaussians: Gaussians, config: ExportConfig, resolution: int, background: Tensor) -> tuple[Tensor, Tensor]:
+    """(rgb [V,3,R,R], alpha [V,1,R,R]) from `view_cameras`, on the Gaussians' own device."""
     device = gaussians.means.device
-    cameras = turntable_cameras(config.views, config.turntable_elevation_deg, config.radius, config.fov_deg, resolution,
-                                device=device)
     with torch.no_grad():
-        return rasterize(gaussians, cameras, background.to(device)).rgb.permute(0, 3, 1, 2)
+        out = rasterize(gaussians, view_cameras(config, resolution, device), background.to(device))
+    return out.rgb.permute(0, 3, 1, 2), out.alpha.permute(0, 3, 1, 2)
+
+
+def render_views(gaussians: Gaussians, config: ExportConfig, resolution: int, background: Tensor) -> Tensor:
+    """Renders [V,3,R,R] from `view_cameras` (views.png, the metrics, the app's preview)."""
+    return render_view_output(gaussians, config, resolution, background)[0]
 
 
 def write_mesh(out_dir: Path, gaussians: Gaussians, config: ExportConfig, metrics: dict) -> None:

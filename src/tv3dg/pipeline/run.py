@@ -26,6 +26,7 @@ from tv3dg.config import dump_yaml, schedule_value
 from tv3dg.distill.losses import compute_distillation, encode_renders, render_loss
 from tv3dg.errors import UserError
 from tv3dg.eval.attributes import attribute_report
+from tv3dg.eval.colour import read_colour
 from tv3dg.eval.janus import read_janus
 from tv3dg.gaussians.densify import DensifyStrategy
 from tv3dg.gaussians.model import Gaussians
@@ -34,11 +35,11 @@ from tv3dg.init.initializers import check_initializer, initial_gaussians
 from tv3dg.pipeline.checkpoint import CHECKPOINT_NAME, Checkpoint, RunState, load_checkpoint, save_checkpoint
 from tv3dg.pipeline.config import CameraConfig, GenerateConfig
 from tv3dg.pipeline.interrupt import StopRequest
-from tv3dg.pipeline.outputs import render_views, write_outputs
+from tv3dg.pipeline.outputs import render_view_output, view_cameras, write_outputs
 from tv3dg.priors.base import DiffusionPrior
 from tv3dg.priors.diffusers_prior import DiffusersPrior
 from tv3dg.priors.images import read_image, to_image_batch
-from tv3dg.priors.registry import named_model
+from tv3dg.priors.registry import NamedModel, named_model
 from tv3dg.priors.weight_checks import check_prior_weights
 from tv3dg.render.cameras import Cameras, OrbitRanges, concat_cameras, orbit_cameras, sample_orbit_cameras, turntable_azimuths, turntable_cameras
 from tv3dg.render.rasterizer import RenderOutput, rasterize
@@ -302,6 +303,25 @@ class Generation:
             "rows_per_step": (counter.rows - state.setup_unet_rows) / steps,
         }
 
+    def world_measures(self, named: NamedModel) -> dict:
+        """The measures only a prior with a world's ground truth allows: the attributes its
+        classifier reads off the views, fronts seen from behind (Janus) and oversaturation."""
+        if named.attribute_reader is None and named.true_views is None:
+            return {}
+        renders, alpha = render_view_output(self.gaussians.detached_copy("cpu"), self.config.export, self.prior.resolution, WHITE)
+        measures: dict = {}
+        if named.attribute_reader is not None:
+            report = attribute_report(renders, self.config.prompt, self.visual_prompt, named.attribute_reader())
+            measures["attributes"] = report
+            if "emblem" in report["predicted"]:  # a world whose objects have a front: count fronts seen from behind
+                seen = [reading == "visible" for reading in report["predicted"]["emblem"]]
+                measures["janus"] = read_janus(seen, turntable_azimuths(len(seen))).as_dict()
+        if named.true_views is not None:
+            truth = named.true_views(self.config.prompt, view_cameras(self.config.export, self.prior.resolution))
+            if truth is not None:
+                measures["colour"] = read_colour(renders, alpha, *truth).as_dict()
+        return measures
+
     def metrics(self, interrupted: bool) -> dict:
         state = self.state
         steps = max(state.step, 1)
@@ -322,13 +342,8 @@ class Generation:
             "densify": dict(state.densify),
         }
         named = named_model(self.config.prior.model)
-        if named is not None and named.attribute_reader is not None:
-            renders = render_views(self.gaussians.detached_copy("cpu"), self.config.export, self.prior.resolution, WHITE)
-            report = attribute_report(renders, self.config.prompt, self.visual_prompt, named.attribute_reader())
-            metrics["attributes"] = report
-            if "emblem" in report["predicted"]:  # a world whose objects have a front: count fronts seen from behind
-                seen = [reading == "visible" for reading in report["predicted"]["emblem"]]
-                metrics["janus"] = read_janus(seen, turntable_azimuths(len(seen))).as_dict()
+        if named is not None:
+            metrics.update(self.world_measures(named))
         return metrics
 
 

@@ -16,6 +16,8 @@ from typing import Callable, Protocol
 import torch
 from torch import Tensor
 
+from tv3dg.render.cameras import Cameras
+
 PROVIDERS = ("tv3dg.priors.mini.registration",)
 """Modules that register named models when imported (the bundled mini prior)."""
 
@@ -23,7 +25,7 @@ PROVIDERS = ("tv3dg.priors.mini.registration",)
 class AttributeReader(Protocol):
     """Reads discrete attributes off renders and prompts, for attribute-accuracy metrics."""
 
-    attributes: tuple[str, ...]  # every attribute the reader knows, e.g. ("shape", "colour", "pattern")
+    attributes: tuple[str, ...]  # those a prompt can name, e.g. ("shape", "colour", "pattern"); readings may hold more
     appearance: tuple[str, ...]  # those a visual prompt can carry (colour, pattern)
 
     def read_images(self, images: Tensor) -> dict[str, list[str]]:
@@ -37,6 +39,10 @@ class AttributeReader(Protocol):
 
 ShapePrior = Callable[[str, int, torch.Generator], tuple[Tensor, Tensor]]
 """(prompt, number of points, generator) -> (xyz [n,3] world units, rgb [n,3] in [0,1])."""
+
+TrueViews = Callable[[str, Cameras], "tuple[Tensor, Tensor] | None"]
+"""(prompt, cameras) -> (rgb [V,3,H,W], alpha [V,1,H,W]) of the object the prompt names, or None
+where the prompt does not pin one object down: the ground truth of colour measures."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,7 @@ class NamedModel:
     # Every word the text encoder was trained on, for a prior trained on a closed vocabulary: other
     # words are dropped from prompts (and reported) rather than fed in as pieces it never saw.
     vocabulary: Callable[[], frozenset[str]] | None = None
+    true_views: TrueViews | None = None  # renders of the prompt's true object, for oversaturation
 
 
 MODELS: dict[str, NamedModel] = {}

@@ -1,26 +1,31 @@
-"""A fixed pool of world renders for training, and visual-prompt partners for style alignment.
+"""The render pools of the mini world: photos for the prior, views from everywhere for the classifier.
 
-Rendering the pool once (a minute or two) is cheaper than rendering every batch; the pool is
-stored as safetensors in the run folder and is a pure function of the seed.
+The prior learns from a photo-like pool (cameras biased to the front, `photo_cameras`); the
+measuring classifier from a second pool whose cameras cover the orbit evenly, so that it reads
+back views as well as front ones. Each pool is a pure function of its seed, rendered once per
+training run and kept in the run folder (a few hundred MB: too large to ship or commit).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from tv3dg.atomic import atomic_path
-from tv3dg.priors.mini.world import WorldObject, random_cameras, random_objects, render_objects
+from tv3dg.render.cameras import Cameras
+from tv3dg.priors.mini.world import WorldObject, random_objects, render_objects
 
 
 @dataclass
 class RenderPool:
     images: Tensor  # [N, 3, H, W] uint8
-    attributes: Tensor  # [N, 3] long: shape, colour, pattern
+    attributes: Tensor  # [N, 5] long: shape, colour, pattern, material, size
+    emblem_px: Tensor  # [N] output pixels covered by the eyes
     elevation_deg: Tensor  # [N]
     azimuth_deg: Tensor  # [N]
 
@@ -34,40 +39,43 @@ class RenderPool:
         return [WorldObject(*row) for row in self.attributes[index].tolist()]
 
 
-def render_pool(count: int, size: int, seed: int, chunk: int = 256) -> RenderPool:
-    """`count` random objects at random world cameras (deterministic in `seed`)."""
+CameraSampler = Callable[[int, int, torch.Generator], Cameras]
+
+
+def render_pool(count: int, size: int, seed: int, cameras: CameraSampler, chunk: int = 256,
+                progress: Callable[[int], None] | None = None) -> RenderPool:
+    """`count` random objects at cameras drawn by `cameras` (deterministic in `seed`)."""
     generator = torch.Generator().manual_seed(seed)
-    images, attrs, elev, azim = [], [], [], []
+    parts: dict[str, list[Tensor]] = {k: [] for k in ("images", "attributes", "emblem_px", "elevation_deg", "azimuth_deg")}
     for start in range(0, count, chunk):
         n = min(chunk, count - start)
         objects = random_objects(n, generator)
-        cameras = random_cameras(n, size, generator)
-        render = render_objects(objects, cameras)
-        images.append((render.rgb * 255).round().to(torch.uint8))
-        attrs.append(torch.tensor([[o.shape, o.colour, o.pattern] for o in objects]))
-        elev.append(cameras.elevation_deg)
-        azim.append(cameras.azimuth_deg)
-    return RenderPool(torch.cat(images), torch.cat(attrs), torch.cat(elev), torch.cat(azim))
+        views = cameras(n, size, generator)
+        render = render_objects(objects, views)
+        parts["images"].append((render.rgb * 255).round().to(torch.uint8))
+        parts["attributes"].append(torch.tensor([o.as_row() for o in objects]))
+        parts["emblem_px"].append(render.emblem_pixels())
+        parts["elevation_deg"].append(views.elevation_deg)
+        parts["azimuth_deg"].append(views.azimuth_deg)
+        if progress is not None:
+            progress(start + n)
+    return RenderPool(**{k: torch.cat(v) for k, v in parts.items()})
 
 
 def save_pool(pool: RenderPool, path: Path) -> None:
     with atomic_path(path) as tmp:
-        save_file(
-            {k: v.contiguous() for k, v in vars(pool).items()},
-            str(tmp),
-        )
+        save_file({k: v.contiguous() for k, v in vars(pool).items()}, str(tmp))
 
 
 def load_pool(path: Path) -> RenderPool:
-    data = load_file(str(path))
-    return RenderPool(data["images"], data["attributes"], data["elevation_deg"], data["azimuth_deg"])
+    return RenderPool(**load_file(str(path)))
 
 
 class AppearancePartners:
     """For each pool image, other images with the same colour and pattern (style-alignment pairs)."""
 
     def __init__(self, pool: RenderPool):
-        """`pool.attributes` columns 0-2 are shape, colour and pattern (any world's pool)."""
+        """`pool.attributes` columns 0-2 are shape, colour and pattern."""
         self.pool = pool
         colour_pattern = pool.attributes[:, 1:3]
         kinds, self.appearance = torch.unique(colour_pattern, dim=0, return_inverse=True)
@@ -86,4 +94,3 @@ class AppearancePartners:
                 candidates = group
             partners[i] = candidates[torch.randint(len(candidates), (1,), generator=generator)]
         return partners
-

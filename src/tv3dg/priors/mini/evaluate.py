@@ -1,13 +1,13 @@
 """`tv3dg mini eval`: every number of the model card, measured against the world's ground truth.
 
-- classifier: held-out accuracy on fresh renders (a seed the training pool never used);
-- text: samples of "a {colour} {pattern} {shape}" at random world cameras, judged by the classifier;
-- image: text names only a shape, the visual prompt shows a different shape with some colour and
-  pattern; the rates at which the sample takes colour / pattern from the image and shape from the text;
-- camera: each text sample is compared (pixel MSE) with world renders of the captioned object at
-  the requested camera and at 11 others (azimuth +45/90/135 deg, 3 elevations); the requested one
-  should be the nearest (chance 1/12; azimuth alone 1/4, elevation alone 1/3). The same check on
-  true renders of the object at the requested angles gives the ceiling the check allows;
+- classifier: accuracy per attribute on fresh renders (a seed never used in training) from every
+  side of the orbit, the eyes counted only on views where they clearly show or clearly do not;
+- VAE: the share of renders whose reconstruction the classifier reads exactly as the render;
+- text samples: "a [small] [shiny] {colour} {pattern} {shape}" drawn with no view word and with
+  the generator's own "..., front view", "..., side view" and "..., back view", read by the
+  classifier: the attributes, and how often the eyes show after each view word;
+- image-prompted samples: the text names only a shape, the visual prompt shows another shape;
+  how often the sample takes colour and pattern from the image and the shape from the text;
 - shape prior: distance of its points to the true surface and of the surface to its points.
 Sampling goes through `DiffusersPrior.sample`, the same code path the 3D pipeline uses.
 """
@@ -19,116 +19,136 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from diffusers import AutoencoderKL
 from PIL import Image
 
-from tv3dg.priors.config import PriorConfig
+from tv3dg.priors.config import MINI, PriorConfig
 from tv3dg.priors.diffusers_prior import DiffusersPrior
-from tv3dg.priors.mini.captions import caption
-from tv3dg.priors.mini.classifier import AttributeClassifier, load_classifier
+from tv3dg.priors.mini.architecture import IMAGE_SIZE
+from tv3dg.priors.mini.captions import with_article
+from tv3dg.priors.mini.classifier import AttributeClassifier, emblem_labels, load_classifier
+from tv3dg.priors.mini.paths import PACKAGE_WEIGHTS
 from tv3dg.priors.mini.shape_prior import load_shape_prior, surface_points
-from tv3dg.priors.mini.world import SHAPES, WORLD_ORBIT, WorldObject, random_cameras, random_objects, render_objects, shape_sdf
+from tv3dg.priors.mini.world import SHAPES, WorldObject, any_cameras, photo_cameras, random_objects, render_objects, shape_sdf
 from tv3dg.render.cameras import orbit_cameras
 
-EVAL_SEED = 20_261_125  # never used by training
-CHECK_ELEVATIONS = (0.0, 25.0, 50.0)
-CHECK_AZIMUTH_OFFSETS = (0.0, 45.0, 90.0, 135.0)
-CHECK_RADIUS, CHECK_FOV = 3.25, 40.0
+EVAL_SEED = 20261207
+ATTRIBUTES = ("shape", "colour", "pattern")
+VIEW_WORDS = {"front": 0.0, "side": 90.0, "back": 180.0}
+"""View word -> the azimuth of a camera the generator names so (`tv3dg.priors.prompts`)."""
+SHEET_ELEVATION, SHEET_RADIUS, SHEET_FOV = 15.0, 3.25, 40.0
 
 
 @dataclass
-class EvalConfig:
-    prompts: int = 48  # objects per sampling test
-    views: int = 4  # cameras per object
-    steps: int = 30
+class PriorCheckConfig:
+    prompts: int = 48  # objects per sampling check
+    steps: int = 30  # DDIM steps
     guidance: float = 7.5
-    classifier_images: int = 600
 
 
-def classifier_accuracy(classifier: AttributeClassifier, count: int, generator: torch.Generator) -> dict[str, float]:
-    objects = random_objects(count, generator)
-    render = render_objects(objects, random_cameras(count, 32, generator))
-    predicted = classifier.classify(render.rgb)
-    truth = torch.tensor([[o.shape, o.colour, o.pattern] for o in objects])
-    return {name: float((predicted[name] == truth[:, i]).float().mean()) for i, name in enumerate(("shape", "colour", "pattern"))}
+def fresh_views(count: int, size: int = IMAGE_SIZE, seed: int = EVAL_SEED, chunk: int = 256):
+    """(images [N,3,H,W], attributes [N,5], eyes' pixels [N]) of random objects from anywhere on the orbit."""
+    generator = torch.Generator().manual_seed(seed)
+    images, attributes, eyes = [], [], []
+    for start in range(0, count, chunk):
+        n = min(chunk, count - start)
+        objects = random_objects(n, generator)
+        render = render_objects(objects, any_cameras(n, size, generator))
+        images.append(render.rgb)
+        attributes.append(torch.tensor([o.as_row() for o in objects]))
+        eyes.append(render.emblem_pixels())
+    return torch.cat(images), torch.cat(attributes), torch.cat(eyes)
 
 
-def _grid_cameras(generator: torch.Generator, views: int):
-    elevation = torch.tensor(CHECK_ELEVATIONS)[torch.randint(len(CHECK_ELEVATIONS), (views,), generator=generator)]
-    azimuth = torch.rand(views, generator=generator) * 360 - 180
-    return orbit_cameras(elevation, azimuth, CHECK_RADIUS, CHECK_FOV, 32)
+def _readings(model: AttributeClassifier, images: torch.Tensor, chunk: int = 512) -> dict[str, torch.Tensor]:
+    parts = [model.classify(images[i : i + chunk]) for i in range(0, len(images), chunk)]
+    return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
 
 
-def candidate_views(obj: WorldObject, elevation: float, azimuth: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """World renders of `obj` at the 12 check cameras around the requested angles, and their
-    elevations; the first of every group of len(CHECK_AZIMUTH_OFFSETS) has the requested azimuth."""
-    elevs = torch.tensor([e for e in CHECK_ELEVATIONS for _ in CHECK_AZIMUTH_OFFSETS])
-    azims = torch.tensor([azimuth + a for _ in CHECK_ELEVATIONS for a in CHECK_AZIMUTH_OFFSETS])
-    return render_objects([obj] * len(elevs), orbit_cameras(elevs, azims, CHECK_RADIUS, CHECK_FOV, 32)).rgb, elevs
+def classifier_accuracy(model: AttributeClassifier, count: int = 2000) -> dict[str, float]:
+    images, attributes, eyes = fresh_views(count)
+    read = _readings(model, images)
+    accuracy = {name: float((read[name] == attributes[:, i]).float().mean()) for i, name in enumerate(ATTRIBUTES)}
+    label, known = emblem_labels(eyes)
+    accuracy["emblem"] = float((read["emblem"][known] == label[known]).float().mean())
+    accuracy["emblem_views_scored"] = float(known.float().mean())
+    return accuracy
 
 
-def camera_matches(image: torch.Tensor, candidates: torch.Tensor, elevations: torch.Tensor, elevation: float) -> tuple[bool, bool, bool]:
-    """(camera, azimuth, elevation) of the candidate nearest to `image` equal the requested ones?"""
-    best = int(((candidates - image.unsqueeze(0)) ** 2).flatten(1).mean(1).argmin())
-    azimuth_ok = best % len(CHECK_AZIMUTH_OFFSETS) == 0
-    elevation_ok = float(elevations[best]) == elevation
-    return azimuth_ok and elevation_ok, azimuth_ok, elevation_ok
+@torch.no_grad()
+def reconstruction_agreement(vae: AutoencoderKL, model: AttributeClassifier, count: int = 1000) -> dict[str, float]:
+    """Share of renders whose VAE reconstruction the classifier reads as it reads the render."""
+    images, _, eyes = fresh_views(count, seed=EVAL_SEED + 1)
+    recon = torch.cat([((vae.decode(vae.encode(images[i : i + 256] * 2 - 1).latent_dist.mean).sample + 1) / 2).clamp(0, 1)
+                       for i in range(0, len(images), 256)])
+    direct, through = _readings(model, images), _readings(model, recon)
+    same = {name: direct[name] == through[name] for name in direct}
+    _, clear = emblem_labels(eyes)  # as in classifier_accuracy: grazing eyes are neither seen nor hidden
+    same["emblem"] = same["emblem"] | ~clear
+    agreement = {name: float(same[name].float().mean()) for name in ATTRIBUTES}
+    agreement["emblem"] = float(same["emblem"][clear].float().mean())
+    agreement["all"] = float(torch.stack(list(same.values())).all(dim=0).float().mean())
+    agreement["pixel_mse"] = float(((recon - images) ** 2).mean())
+    return agreement
 
 
-def _uniform(bounds: tuple[float, float], n: int, generator: torch.Generator) -> torch.Tensor:
-    return bounds[0] + (bounds[1] - bounds[0]) * torch.rand(n, generator=generator)
+def object_prompt(obj: WorldObject, with_appearance: bool = True) -> str:
+    """'a [small] [shiny] {colour} {pattern} {shape}' (without appearance: 'a [small] {shape}')."""
+    shape, colour, pattern, material, size = obj.names
+    words = ["small"] if size == "small" else []
+    if with_appearance:
+        words += (["shiny"] if material == "shiny" else []) + [colour, pattern]
+    return " ".join(with_article([*words, shape]))
 
 
-def text_conditioned(prior: DiffusersPrior, classifier: AttributeClassifier, config: EvalConfig, generator: torch.Generator):
-    """Attribute rates of text samples, and the camera check on them and on true renders.
+def _front_render(obj: WorldObject) -> torch.Tensor:
+    return render_objects([obj], orbit_cameras(SHEET_ELEVATION, 0.0, SHEET_RADIUS, SHEET_FOV, IMAGE_SIZE)).rgb
 
-    The true renders (the check's ceiling) show the captioned object at the requested angles but
-    at a random training radius and field of view, which the prior is not conditioned on."""
-    hits: dict[str, list] = {k: [] for k in ("shape", "colour", "pattern", "camera", "azimuth", "elevation")}
-    ceiling: dict[str, list] = {k: [] for k in ("camera", "azimuth", "elevation")}
+
+def text_samples(prior: DiffusersPrior, classifier: AttributeClassifier, config: PriorCheckConfig, generator: torch.Generator):
+    """Attribute rates over every sample, and the eyes' rate after each view word (and none)."""
+    hits: dict[str, list[bool]] = {name: [] for name in (*ATTRIBUTES, "all")}
+    eyes: dict[str, list[bool]] = {"no_view_word": [], **{word: [] for word in VIEW_WORDS}}
+    named_views = orbit_cameras(SHEET_ELEVATION, torch.tensor(list(VIEW_WORDS.values())), SHEET_RADIUS, SHEET_FOV, IMAGE_SIZE)
     sheet = []
     for obj in random_objects(config.prompts, generator):
-        cameras = _grid_cameras(generator, config.views)
-        samples = prior.sample(caption(obj), cameras=cameras, steps=config.steps, guidance=config.guidance, generator=generator).cpu()
-        predicted = classifier.classify(samples)
-        for name, truth in zip(("shape", "colour", "pattern"), (obj.shape, obj.colour, obj.pattern)):
-            hits[name] += (predicted[name] == truth).tolist()
-        n = len(cameras)
-        true_cameras = orbit_cameras(
-            cameras.elevation_deg, cameras.azimuth_deg, _uniform(WORLD_ORBIT.radius, n, generator), _uniform(WORLD_ORBIT.fov_deg, n, generator), 32
-        )
-        truths = render_objects([obj] * n, true_cameras).rgb
-        for sample, truth, e, a in zip(samples, truths, cameras.elevation_deg.tolist(), cameras.azimuth_deg.tolist()):
-            candidates, elevations = candidate_views(obj, e, a)
-            for key, ok in zip(("camera", "azimuth", "elevation"), camera_matches(sample, candidates, elevations, e)):
-                hits[key].append(ok)
-            for key, ok in zip(("camera", "azimuth", "elevation"), camera_matches(truth, candidates, elevations, e)):
-                ceiling[key].append(ok)
+        text = object_prompt(obj)
+        samples = torch.cat([
+            prior.sample(text, steps=config.steps, guidance=config.guidance, generator=generator).cpu(),
+            prior.sample(text, cameras=named_views, steps=config.steps, guidance=config.guidance, generator=generator).cpu(),
+        ])
+        read = classifier.classify(samples)
+        right = [read[name] == truth for name, truth in zip(ATTRIBUTES, obj.as_row())]
+        for name, ok in zip(ATTRIBUTES, right):
+            hits[name] += ok.tolist()
+        hits["all"] += torch.stack(right).all(dim=0).tolist()
+        for key, seen in zip(eyes, (read["emblem"] == 1).tolist()):
+            eyes[key].append(seen)
         if len(sheet) < 8:
-            sheet.append(torch.cat([truths, samples]))
-    scores = {k: float(np.mean(v)) for k, v in hits.items()}
-    scores.update({f"{k}_true_renders": float(np.mean(v)) for k, v in ceiling.items()})
+            sheet.append(torch.cat([_front_render(obj), samples]))
+    scores: dict = {name: float(np.mean(v)) for name, v in hits.items()}
+    scores["eyes_visible"] = {key: float(np.mean(v)) for key, v in eyes.items()}
     return scores, sheet
 
 
-def image_prompted(prior: DiffusersPrior, classifier: AttributeClassifier, config: EvalConfig, generator: torch.Generator):
-    hits = {"colour_from_image": [], "pattern_from_image": [], "appearance_from_image": [], "shape_from_text": []}
+def image_prompted(prior: DiffusersPrior, classifier: AttributeClassifier, config: PriorCheckConfig, generator: torch.Generator):
+    """The text names a shape; the visual prompt shows another shape in the wanted colour and pattern."""
+    hits: dict[str, list[bool]] = {"colour_from_image": [], "pattern_from_image": [], "appearance_from_image": [], "shape_from_text": []}
     sheet = []
     for target in random_objects(config.prompts, generator):
         other = int(torch.randint(len(SHAPES) - 1, (1,), generator=generator))
-        prompt_obj = WorldObject((target.shape + 1 + other) % len(SHAPES), target.colour, target.pattern)
-        visual_prompt = render_objects([prompt_obj], random_cameras(1, 32, generator)).rgb
-        cameras = random_cameras(config.views, 32, generator)
-        text = caption(target, with_appearance=False)
-        samples = prior.sample(text, visual_prompt=visual_prompt, cameras=cameras, steps=config.steps, guidance=config.guidance, generator=generator).cpu()
-        predicted = classifier.classify(samples)
-        colour_ok = predicted["colour"] == target.colour
-        pattern_ok = predicted["pattern"] == target.pattern
-        hits["colour_from_image"] += colour_ok.tolist()
-        hits["pattern_from_image"] += pattern_ok.tolist()
-        hits["appearance_from_image"] += (colour_ok & pattern_ok).tolist()
-        hits["shape_from_text"] += (predicted["shape"] == target.shape).tolist()
+        shown = WorldObject((target.shape + 1 + other) % len(SHAPES), *target.as_row()[1:])
+        visual_prompt = render_objects([shown], photo_cameras(1, IMAGE_SIZE, generator)).rgb
+        sample = prior.sample(object_prompt(target, with_appearance=False), visual_prompt=visual_prompt, steps=config.steps,
+                              guidance=config.guidance, generator=generator).cpu()
+        read = classifier.classify(sample)
+        colour_ok, pattern_ok = bool(read["colour"] == target.colour), bool(read["pattern"] == target.pattern)
+        hits["colour_from_image"].append(colour_ok)
+        hits["pattern_from_image"].append(pattern_ok)
+        hits["appearance_from_image"].append(colour_ok and pattern_ok)
+        hits["shape_from_text"].append(bool(read["shape"] == target.shape))
         if len(sheet) < 8:
-            sheet.append(torch.cat([visual_prompt, samples]))
+            sheet.append(torch.cat([visual_prompt, sample]))
     return {k: float(np.mean(v)) for k, v in hits.items()}, sheet
 
 
@@ -147,8 +167,8 @@ def shape_prior_surface_error(generator: torch.Generator) -> dict[str, dict[str,
     return result
 
 
-def save_sheet(rows: list[torch.Tensor], path: Path, scale: int = 3) -> None:
-    """Rows of [N, 3, 32, 32] images as one PNG (nearest-neighbour upscaled)."""
+def save_sheet(rows: list[torch.Tensor], path: Path, scale: int = 2) -> None:
+    """Rows of [N, 3, H, W] images as one PNG (nearest-neighbour upscaled)."""
     grid = torch.cat([torch.cat(list(row), dim=2) for row in rows], dim=1)
     array = (grid.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
     image = Image.fromarray(array).resize((array.shape[1] * scale, array.shape[0] * scale), Image.NEAREST)
@@ -156,18 +176,21 @@ def save_sheet(rows: list[torch.Tensor], path: Path, scale: int = 3) -> None:
     image.save(path)
 
 
-def evaluate(config: EvalConfig, sheet_dir: Path | None = None) -> dict:
-    generator = torch.Generator().manual_seed(EVAL_SEED)
+def evaluate(config: PriorCheckConfig, sheet_dir: Path | None = None) -> dict:
+    """Every check of the model card on the package's weights."""
     classifier = load_classifier()
-    prior = DiffusersPrior(PriorConfig(model="mini", ip_adapter="mini", device="cpu"))
-    text_scores, text_sheet = text_conditioned(prior, classifier, config, generator)
+    vae = AutoencoderKL.from_pretrained(PACKAGE_WEIGHTS.vae, torch_dtype=torch.float32).eval()
+    generator = torch.Generator().manual_seed(EVAL_SEED)
+    prior = DiffusersPrior(PriorConfig(model=MINI, ip_adapter=MINI, device="cpu"))
+    text_scores, text_sheet = text_samples(prior, classifier, config, generator)
     image_scores, image_sheet = image_prompted(prior, classifier, config, generator)
     metrics = {
-        "classifier_heldout_accuracy": classifier_accuracy(classifier, config.classifier_images, generator),
+        "classifier_accuracy": classifier_accuracy(classifier),
+        "vae_agreement": reconstruction_agreement(vae, classifier),
         "text_conditioned": text_scores,
         "image_prompted": image_scores,
         "shape_prior": shape_prior_surface_error(generator),
-        "settings": {"prompts": config.prompts, "views": config.views, "steps": config.steps, "guidance": config.guidance, "seed": EVAL_SEED},
+        "settings": {"prompts": config.prompts, "steps": config.steps, "guidance": config.guidance, "seed": EVAL_SEED},
     }
     if sheet_dir is not None:
         save_sheet(text_sheet, sheet_dir / "text_samples.png")

@@ -12,9 +12,9 @@ from pathlib import Path
 from transformers import CLIPTokenizer
 
 from tv3dg.atomic import write_text_atomic
+from tv3dg.priors.mini.architecture import MAX_LENGTH
 from tv3dg.priors.mini.captions import vocabulary
 
-MAX_LENGTH = 16
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 
 
@@ -65,7 +65,7 @@ def _vocab_and_merges(words: list[str]) -> tuple[dict[str, int], list[str]]:
 def save_tokenizer(directory: str | Path, words: list[str] | None = None, max_length: int = MAX_LENGTH) -> CLIPTokenizer:
     """Write the tokenizer files to `directory` (save_pretrained layout) and return it loaded.
 
-    `words` (default: world 1's vocabulary) each become one token; words with digits ("3d")
+    `words` (default: every word a caption can hold) each become one token; words with digits ("3d")
     stay byte pieces, since CLIP's pre-tokenizer splits digits from letters before any merge.
     """
     words = [w for w in (vocabulary() if words is None else words) if w.isalpha()]

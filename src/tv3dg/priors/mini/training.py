@@ -1,42 +1,40 @@
 """`tv3dg mini train`: every stage that reproduces the shipped mini weights from nothing.
 
-Stages run in order and are resumable: each saves its state to the run folder every few
-minutes, so training can run in chunks (`--max-minutes`) or in the background. Randomness in
-step `k` of a stage comes from a generator seeded with (seed, stage, k), so an interrupted and
-resumed run makes the same batches as an uninterrupted one.
+Stages: `pool` (photo-like renders the prior and VAE learn from), `view_pool` (renders from
+every side, for the classifier), `vae`, `classifier`, `shape_prior`, then `prior`. Each stage is
+a pure function of the seed and its settings and is resumable (`stages.py`); a finished stage's
+weights are written into the package at once, so the next stage can run in a later session from
+a fresh clone (the pools, a few hundred MB, are rendered again there: same seed, same images).
 """
 
 from __future__ import annotations
 
-import json
-import time
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from diffusers import AutoencoderKL
 from safetensors.torch import load_file, save_file
-from diffusers import UNet2DConditionModel
 from torch import Tensor
-from transformers import CLIPVisionModelWithProjection
 
-from tv3dg.atomic import atomic_path, write_text_atomic
-from tv3dg.errors import UserError
-from tv3dg.priors.camera_conditioning import camera_features
-from tv3dg.priors.mini.architecture import IMAGE_SIZE, build_image_encoder, image_encoder_input, build_text_encoder, build_train_scheduler, build_unet, build_vae
-from tv3dg.priors.mini.captions import caption
-from tv3dg.priors.mini.checkpoint import load_training_state, save_training_state
+from tv3dg.atomic import atomic_path
+from tv3dg.priors.mini.architecture import IMAGE_SIZE, MAX_LENGTH, build_train_scheduler, build_vae, image_encoder_input
+from tv3dg.priors.mini.captions import CaptionPlan, caption
+from tv3dg.priors.mini.classifier import AttributeClassifier, augment, classifier_loss
+from tv3dg.priors.mini.data import AppearancePartners, RenderPool, load_pool, render_pool, save_pool
+from tv3dg.priors.mini.export import export_module, export_prior, export_vae
 from tv3dg.priors.mini.lr import cosine_lr
-from tv3dg.priors.mini.classifier import AttributeClassifier, augment, save_classifier
-from tv3dg.priors.mini.data import AppearancePartners, load_pool, render_pool, save_pool
-from tv3dg.priors.ip_adapter import attach_ip_adapter
-from tv3dg.priors.mini.ip_adapter import initial_ip_adapter_state
-from tv3dg.priors.mini.shape_prior import ShapePrior, ShapePriorSchedule, save_shape_prior, shape_prior_train_step, surface_points, target_albedo
-from tv3dg.priors.mini.tokenizer import MAX_LENGTH, save_tokenizer
-from tv3dg.priors.mini.world import COLOUR_NAMES, PATTERNS, SHAPES
+from tv3dg.priors.mini.paths import PACKAGE_WEIGHTS, WeightPaths
+from tv3dg.priors.mini.prior_modules import PriorModules
+from tv3dg.priors.mini.shape_prior import ShapePrior, ShapePriorSchedule, shape_prior_train_step, shape_surfaces
+from tv3dg.priors.mini.stages import StageClock, StagePlan, log, run_loop
+from tv3dg.priors.mini.tokenizer import save_tokenizer
+from tv3dg.priors.mini.world import any_cameras, photo_cameras
+from tv3dg.render.cameras import view_direction
 
-STAGES = ("pool", "vae", "classifier", "shape_prior", "prior")
+STAGES = ("pool", "view_pool", "vae", "classifier", "shape_prior", "prior")
 
 
 @dataclass
@@ -45,14 +43,16 @@ class MiniTrainConfig:
 
     seed: int = 0
     pool_size: int = 32768
-    vae_steps: int = 2000
+    view_pool_size: int = 16384
+    vae_steps: int = 8000
     vae_batch: int = 32
     vae_lr: float = 1e-3
     vae_kl_weight: float = 1e-5
-    classifier_steps: int = 1200
-    classifier_batch: int = 96
+    vae_logvar: float = -8.0  # the posterior's fixed log-variance: std 0.018 (see hold_posterior_logvar)
+    classifier_steps: int = 2000
+    classifier_batch: int = 64
     classifier_lr: float = 2e-3
-    shape_prior_steps: int = 1200
+    shape_prior_steps: int = 1500
     shape_prior_batch: int = 16
     shape_prior_lr: float = 1e-3
     shape_prior_unknown_prob: float = 0.15
@@ -61,87 +61,66 @@ class MiniTrainConfig:
     prior_lr: float = 5e-4
     prior_warmup: int = 200
     ema_decay: float = 0.999
-    uncond_prob: float = 0.1
-    shape_only_caption_prob: float = 0.45
+    uncond_prob: float = 0.1  # no caption and no image: the unconditional score of guidance
     empty_caption_prob: float = 0.1
+    shape_only_caption_prob: float = 0.45  # the rest name colour and pattern too
+    view_word_prob: float = 0.3  # captions that name the view, as a photo collection's do
     image_prompt_prob: float = 0.65
     appearance_loss_weight: float = 0.1  # colour/pattern read off the image embedding (training only)
     same_shape_partner_prob: float = 0.2
+    weights_dir: str = ""  # where finished stages are written and read; "" = the package's weights folder
     checkpoint_minutes: float = 3.0
     threads: int = 1  # on a shared 2-core machine one thread per process is far faster than two
+
+
+def weight_paths(config: MiniTrainConfig) -> WeightPaths:
+    return WeightPaths(Path(config.weights_dir)) if config.weights_dir else PACKAGE_WEIGHTS
 
 
 def step_generator(config: MiniTrainConfig, stage: str, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(config.seed * 1_000_003 + STAGES.index(stage) * 10_000_019 + step)
 
 
-class StageClock:
-    """Tracks a stage's wall time across chunks and says when to checkpoint or stop."""
+def _render(run_dir: Path, name: str, count: int, seed: int, cameras) -> bool:
+    def progress(done: int) -> None:
+        if done % 4096 == 0 or done == count:
+            log(f"{name}: {done}/{count} rendered")
 
-    def __init__(self, run_dir: Path, stage: str, deadline: float, checkpoint_minutes: float):
-        self.path = run_dir / "wall_times.json"
-        self.stage = stage
-        self.deadline = deadline
-        self.interval = checkpoint_minutes * 60
-        self.started = self.last_save = time.time()
-
-    def due(self) -> bool:
-        return time.time() - self.last_save >= self.interval
-
-    def expired(self) -> bool:
-        return time.time() >= self.deadline
-
-    def record(self) -> None:
-        now = time.time()
-        times = json.loads(self.path.read_text()) if self.path.is_file() else {}
-        times[self.stage] = times.get(self.stage, 0.0) + (now - self.started)
-        write_text_atomic(self.path, json.dumps(times, indent=1))
-        self.started = self.last_save = now
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def done_marker(run_dir: Path, stage: str) -> Path:
-    return run_dir / f"{stage}.done"
+    save_pool(render_pool(count, IMAGE_SIZE, seed, cameras, progress=progress), run_dir / f"{name}.safetensors")
+    return True
 
 
 def stage_pool(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bool:
-    save_pool(render_pool(config.pool_size, IMAGE_SIZE, config.seed), run_dir / "pool.safetensors")
-    return True
+    return _render(run_dir, "pool", config.pool_size, config.seed, photo_cameras)
 
 
-def run_loop(
-    run_dir: Path, stage: str, clock: StageClock, steps: int, modules: dict[str, torch.nn.Module],
-    optimizer: torch.optim.Optimizer, train_step: Callable[[int, torch.Generator], float],
-    generator: Callable[[int], torch.Generator],
-) -> bool:
-    """The resumable loop every stage shares: restore, step until done or out of time, checkpoint.
+def stage_view_pool(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bool:
+    return _render(run_dir, "view_pool", config.view_pool_size, config.seed + 7919, any_cameras)
 
-    `generator(step)` is the random source of a step, so a resumed run repeats an uninterrupted one.
+
+def hold_posterior_logvar(vae: AutoencoderKL, logvar: float) -> None:
+    """Set the posterior's log-variance to `logvar` for every latent and every image.
+
+    Called at the start and after every optimiser step, so the VAE trains with a fixed small
+    posterior std. Left free, it rises: at diffusers' default initialisation the std is about 1
+    while the latent means spread about 0.3, so sampled latents are mostly noise, the decoder
+    learns to ignore most channels and reconstructions stay blurred for thousands of steps
+    (measured: 3 of 4 channels at std 0.94 after 1000 steps); started at std 0.018 and left
+    free, Adam lifts it back to 0.6 within 400 steps, since with the decoder ignoring the noise
+    only the KL term moves it, and Adam's step size does not shrink with a small KL weight.
+    SD-1.5's own VAE is nearly deterministic too. The KL term still bounds the means' scale.
     """
-    state_path = run_dir / f"{stage}_state.safetensors"
-    start = load_training_state(state_path, modules, optimizer)
-    log(f"{stage}: from step {start} of {steps}")
-    running = None
-    for step in range(start, steps):
-        loss = train_step(step, generator(step))
-        running = loss if running is None else 0.98 * running + 0.02 * loss
-        if (step + 1) % 50 == 0:
-            log(f"{stage}: step {step + 1}/{steps} loss {running:.4f}")
-        if step + 1 == steps or clock.due() or clock.expired():
-            save_training_state(state_path, modules, optimizer, step + 1)
-            clock.record()
-            if clock.expired() and step + 1 < steps:
-                return False
-    return True
+    channels = vae.config.latent_channels
+    with torch.no_grad():
+        vae.quant_conv.weight[channels:].zero_()
+        vae.quant_conv.bias[channels:].fill_(logvar)
 
 
 def stage_vae(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bool:
     pool = load_pool(run_dir / "pool.safetensors")
     torch.manual_seed(config.seed)
     vae = build_vae()
+    hold_posterior_logvar(vae, config.vae_logvar)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr)
 
     def train_step(step: int, generator: torch.Generator) -> float:
@@ -151,28 +130,22 @@ def stage_vae(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bool
         x = pool.float_images(torch.randint(len(pool), (config.vae_batch,), generator=generator)) * 2 - 1
         posterior = vae.encode(x).latent_dist
         z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
-        recon = vae.decode(z).sample
-        loss = F.mse_loss(recon, x) + config.vae_kl_weight * posterior.kl().mean()
+        loss = F.mse_loss(vae.decode(z).sample, x) + config.vae_kl_weight * posterior.kl().mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        hold_posterior_logvar(vae, config.vae_logvar)
         return loss.item()
 
     if not run_loop(run_dir, "vae", clock, config.vae_steps, {"vae": vae}, optimizer, train_step,
                     lambda step: step_generator(config, "vae", step)):
         return False
-    vae.eval()
-    with torch.no_grad():
-        latents = torch.cat([vae.encode(pool.float_images(torch.arange(i, min(i + 512, len(pool)))) * 2 - 1).latent_dist.mean for i in range(0, len(pool), 512)])
-    scaling = 1.0 / float(latents.std())
-    with atomic_path(run_dir / "latents.safetensors") as tmp:
-        save_file({"latents": latents.contiguous(), "scaling_factor": torch.tensor(scaling)}, str(tmp))
-    log(f"vae: latent std {1 / scaling:.4f}, scaling_factor {scaling:.4f}")
+    export_vae(vae.eval(), pool, weight_paths(config))
     return True
 
 
 def stage_classifier(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bool:
-    pool = load_pool(run_dir / "pool.safetensors")
+    pool = load_pool(run_dir / "view_pool.safetensors")
     torch.manual_seed(config.seed + 1)
     model = AttributeClassifier()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.classifier_lr, weight_decay=1e-4)
@@ -182,8 +155,7 @@ def stage_classifier(run_dir: Path, config: MiniTrainConfig, clock: StageClock) 
             group["lr"] = cosine_lr(config.classifier_lr, step, config.classifier_steps)
         model.train()
         index = torch.randint(len(pool), (config.classifier_batch,), generator=generator)
-        logits = model(augment(pool.float_images(index), generator))
-        loss = sum(F.cross_entropy(logits[name], pool.attributes[index, i]) for i, name in enumerate(("shape", "colour", "pattern")))
+        loss = classifier_loss(model(augment(pool.float_images(index), generator)), pool.attributes[index], pool.emblem_px[index])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -192,62 +164,50 @@ def stage_classifier(run_dir: Path, config: MiniTrainConfig, clock: StageClock) 
     if not run_loop(run_dir, "classifier", clock, config.classifier_steps, {"classifier": model}, optimizer, train_step,
                     lambda step: step_generator(config, "classifier", step)):
         return False
-    save_classifier(model.eval(), run_dir / "classifier.safetensors")
+    export_module(model.eval(), weight_paths(config).classifier)
     return True
 
 
 def stage_shape_prior(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bool:
     torch.manual_seed(config.seed + 2)
-    generator = torch.Generator().manual_seed(config.seed + 2)
-    surfaces = torch.stack([surface_points(s, 2048, generator) for s in range(len(SHAPES))])
+    surfaces = shape_surfaces(2048, torch.Generator().manual_seed(config.seed + 2))
     model = ShapePrior()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.shape_prior_lr)
     schedule = ShapePriorSchedule(config.shape_prior_steps, config.shape_prior_lr, config.shape_prior_batch, config.shape_prior_unknown_prob)
-    train_step = shape_prior_train_step(model, optimizer, schedule, surfaces, target_albedo)
+    train_step = shape_prior_train_step(model, optimizer, schedule, surfaces)
     if not run_loop(run_dir, "shape_prior", clock, config.shape_prior_steps, {"shape_prior": model}, optimizer, train_step,
                     lambda step: step_generator(config, "shape_prior", step)):
         return False
-    save_shape_prior(model.eval(), run_dir / "shape_prior.safetensors")
+    export_module(model.eval(), weight_paths(config).shape_prior)
     return True
 
 
-class PriorModules(torch.nn.Module):
-    """Everything the diffusion stage trains: UNet (+ IP-Adapter), text and image encoders.
+def pool_latents(run_dir: Path, pool: RenderPool, vae_dir: Path) -> Tensor:
+    """The pool's scaled VAE latents (means), from the shipped VAE, cached in the run folder."""
+    path = run_dir / "latents.safetensors"
+    if not path.is_file():
+        vae = AutoencoderKL.from_pretrained(vae_dir, torch_dtype=torch.float32).eval()
+        with torch.no_grad():
+            latents = torch.cat([vae.encode(pool.float_images(torch.arange(i, min(i + 512, len(pool)))) * 2 - 1).latent_dist.mean
+                                 for i in range(0, len(pool), 512)])
+        with atomic_path(path) as tmp:
+            save_file({"latents": (latents * vae.config.scaling_factor).contiguous()}, str(tmp))
+    return load_file(str(path))["latents"]
 
-    The image projection's biases stay 0, so zero image embeddings (the "no image" condition)
-    give zero image tokens and hence exactly no IP contribution: training without an image
-    equals running the adapter at scale 0, as a text-only caller does.
 
-    `appearance_head` (not shipped) reads colour and pattern off the image embedding. The
-    diffusion loss alone left pattern weakly encoded (a linear probe read it 81% of the time
-    against 100% for colour); supervising it makes the image tokens carry the appearance, the
-    role CLIP's text-aligned embedding plays for a real IP-Adapter.
-    """
-
-    def __init__(self, tokenizer, unet: UNet2DConditionModel | None = None, image_encoder: CLIPVisionModelWithProjection | None = None,
-                 appearance: tuple[int, int] = (len(COLOUR_NAMES), len(PATTERNS))):
-        super().__init__()
-        self.unet = build_unet() if unet is None else unet
-        attach_ip_adapter(self.unet, initial_ip_adapter_state(self.unet))
-        projection = self.unet.encoder_hid_proj.image_projection_layers[0]
-        projection.image_embeds.bias.requires_grad_(False)
-        projection.norm.bias.requires_grad_(False)
-        self.text_encoder = build_text_encoder(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.model_max_length)
-        self.image_encoder = build_image_encoder() if image_encoder is None else image_encoder
-        self.colours = appearance[0]
-        self.appearance_head = torch.nn.Linear(self.image_encoder.config.projection_dim, sum(appearance))
-
-    def appearance_loss(self, image_embeds: Tensor, colour: Tensor, pattern: Tensor) -> Tensor:
-        logits = self.appearance_head(image_embeds)
-        return F.cross_entropy(logits[:, :self.colours], colour) + F.cross_entropy(logits[:, self.colours:], pattern)
+def plain_words(text: str) -> str:
+    """A caption as the generator hands text to the tokenizer (`DiffusersPrior.known_words`)."""
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
 def stage_prior(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bool:
+    """UNet + IP-Adapter + text and image encoders, jointly, on photos: told no camera."""
     pool = load_pool(run_dir / "pool.safetensors")
-    latent_file = load_file(str(run_dir / "latents.safetensors"))
-    latents = latent_file["latents"] * latent_file["scaling_factor"]
+    latents = pool_latents(run_dir, pool, weight_paths(config).vae)
+    views = view_direction(pool.elevation_deg, pool.azimuth_deg)
     partners = AppearancePartners(pool)
     tokenizer = save_tokenizer(run_dir / "tokenizer")
+    plan = CaptionPlan(view_prob=config.view_word_prob)
     torch.manual_seed(config.seed + 3)
     model = PriorModules(tokenizer)
     ema = PriorModules(tokenizer)
@@ -257,33 +217,36 @@ def stage_prior(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bo
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.prior_lr, weight_decay=1e-4)
 
+    def captions_for(index: Tensor, generator: torch.Generator) -> tuple[list[str], Tensor]:
+        mode = torch.rand(len(index), generator=generator).tolist()
+        uncond = torch.rand(len(index), generator=generator) < config.uncond_prob
+        texts = []
+        for i, obj, m, u in zip(index.tolist(), pool.objects(index), mode, uncond.tolist()):
+            if u or m < config.empty_caption_prob:
+                texts.append("")
+            else:
+                full = m >= config.empty_caption_prob + config.shape_only_caption_prob
+                texts.append(plain_words(caption(obj, views[i], generator, plan, with_appearance=full)))
+        return texts, uncond
+
     def train_step(step: int, generator: torch.Generator) -> float:
         for group in optimizer.param_groups:
             group["lr"] = config.prior_lr * min(1.0, (step + 1) / config.prior_warmup)
         b = config.prior_batch
         index = torch.randint(len(pool), (b,), generator=generator)
-        mode = torch.rand(b, generator=generator)
-        templates = torch.randint(1000, (b,), generator=generator).tolist()
-        uncond = torch.rand(b, generator=generator) < config.uncond_prob
-        captions = []
-        for obj, m, t, u in zip(pool.objects(index), mode.tolist(), templates, uncond.tolist()):
-            if u or m < config.empty_caption_prob:
-                captions.append("")
-            else:
-                captions.append(caption(obj, t, with_appearance=m >= config.empty_caption_prob + config.shape_only_caption_prob))
+        texts, uncond = captions_for(index, generator)
         with_image = (torch.rand(b, generator=generator) < config.image_prompt_prob) & ~uncond
         partner = partners.sample(index, config.same_shape_partner_prob, generator)
-        tokens = tokenizer(captions, padding="max_length", max_length=MAX_LENGTH, truncation=True, return_tensors="pt").input_ids
+        tokens = tokenizer(texts, padding="max_length", max_length=MAX_LENGTH, truncation=True, return_tensors="pt").input_ids
         text = model.text_encoder(tokens).last_hidden_state
         image_embeds = model.image_encoder(pixel_values=image_encoder_input(pool.float_images(partner))).image_embeds
-        appearance = model.appearance_loss(image_embeds, pool.attributes[partner, 1], pool.attributes[partner, 2])
+        appearance_loss = model.appearance_loss(image_embeds, pool.attributes[partner, 1], pool.attributes[partner, 2])
         image_embeds = image_embeds * with_image.float().unsqueeze(-1)
         noise = torch.randn(latents[index].shape, generator=generator)
         t = torch.randint(scheduler.config.num_train_timesteps, (b,), generator=generator)
         noisy = scheduler.add_noise(latents[index], noise, t)
-        cameras = camera_features(pool.elevation_deg[index], pool.azimuth_deg[index])
-        pred = model.unet(noisy, t, encoder_hidden_states=text, class_labels=cameras, added_cond_kwargs={"image_embeds": [image_embeds.unsqueeze(1)]}).sample
-        loss = F.mse_loss(pred, noise) + config.appearance_loss_weight * appearance
+        pred = model.unet(noisy, t, encoder_hidden_states=text, added_cond_kwargs={"image_embeds": [image_embeds.unsqueeze(1)]}).sample
+        loss = F.mse_loss(pred, noise) + config.appearance_loss_weight * appearance_loss
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -293,52 +256,18 @@ def stage_prior(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bo
                 e.lerp_(p, 1 - config.ema_decay)
         return loss.item()
 
-    return run_loop(run_dir, "prior", clock, config.prior_steps, {"model": model, "ema": ema}, optimizer, train_step,
-                    lambda step: step_generator(config, "prior", step))
-
-
-STAGE_FUNCTIONS = {"pool": stage_pool, "vae": stage_vae, "classifier": stage_classifier, "shape_prior": stage_shape_prior, "prior": stage_prior}
-
-
-STAGE_INPUTS = {"pool": (), "vae": ("pool",), "classifier": ("pool",), "shape_prior": (), "prior": ("pool", "vae")}
-
-StageFunction = Callable[[Path, object, StageClock], bool]
-
-
-@dataclass(frozen=True)
-class StagePlan:
-    """A world's stages: their order, what each runs, and which stages each needs done first."""
-
-    order: tuple[str, ...]
-    functions: dict[str, StageFunction]
-    inputs: dict[str, tuple[str, ...]]
-
-
-WORLD1_PLAN = StagePlan(STAGES, STAGE_FUNCTIONS, STAGE_INPUTS)
-
-
-def train(run_dir: Path, config: MiniTrainConfig, max_minutes: float | None = None, stages: tuple[str, ...] = STAGES,
-          plan: StagePlan = WORLD1_PLAN) -> bool:
-    """Run (or resume) `stages` in the plan's order; True when they are all done.
-
-    A subset can run in a second process beside the first (e.g. the classifier while the prior
-    trains), as long as the stages it needs are done and no other process runs the same stage.
-    """
-    for stage in stages:
-        missing = [s for s in plan.inputs[stage] if s not in stages and not done_marker(run_dir, s).is_file()]
-        if missing:
-            raise UserError(f"stage '{stage}' needs stage '{missing[0]}' first; run it or leave out --stage")
-    torch.set_num_threads(config.threads)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    deadline = time.time() + (max_minutes * 60 if max_minutes is not None else float("inf"))
-    for stage in [s for s in plan.order if s in stages]:
-        if done_marker(run_dir, stage).is_file():
-            continue
-        clock = StageClock(run_dir, stage, deadline, config.checkpoint_minutes)
-        log(f"stage {stage}")
-        if not plan.functions[stage](run_dir, config, clock):
-            log(f"stopped in stage {stage} (time limit); run again to resume")
-            return False
-        clock.record()
-        write_text_atomic(done_marker(run_dir, stage), "done\n")
+    if not run_loop(run_dir, "prior", clock, config.prior_steps, {"model": model, "ema": ema}, optimizer, train_step,
+                    lambda step: step_generator(config, "prior", step)):
+        return False
+    error = export_prior(run_dir, weight_paths(config))
+    log(f"prior: exported; the reloaded weights predict the trained model's noise to {error:.2e}")
     return True
+
+
+TRAINING_PLAN = StagePlan(
+    order=STAGES,
+    functions={"pool": stage_pool, "view_pool": stage_view_pool, "vae": stage_vae, "classifier": stage_classifier,
+               "shape_prior": stage_shape_prior, "prior": stage_prior},
+    inputs={"pool": (), "view_pool": (), "vae": ("pool",), "classifier": ("view_pool",), "shape_prior": (), "prior": ("pool",)},
+)
+"""The prior needs the shipped VAE (weights/model/vae), not the VAE stage's run folder."""

@@ -1,4 +1,4 @@
-"""World 2: objects with a front, photo-like cameras, free captions, and the Janus/colour measures."""
+"""The mini world: objects with a front, photo-like cameras, free captions, and the Janus/colour measures."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import torch
 
 from tv3dg.eval.colour import read_colour
 from tv3dg.eval.janus import JanusReading, back_views, multi_faced_share, read_janus
-from tv3dg.priors.mini2.captions import caption, parse_caption, vocabulary
-from tv3dg.priors.mini2.world import (
+from tv3dg.priors.mini.captions import caption, parse_caption, vocabulary
+from tv3dg.priors.mini.world import (
     _KEY_LIGHT, COLOUR_NAMES, HIDDEN_EMBLEM_PX, MATERIALS, PATTERNS, SHAPES, SIZES, VISIBLE_EMBLEM_PX, WorldObject, photo_cameras,
     random_objects, render_objects, shade,
 )

@@ -1,4 +1,4 @@
-"""World 2's training stages, end to end at toy size: each stage writes its weights where the
+"""The mini prior's training stages, end to end at toy size: each stage writes its weights where the
 next one (possibly in a later session) reads them, and the prior learns from captions with view words."""
 
 from __future__ import annotations
@@ -11,23 +11,23 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from safetensors.torch import load_file
 
-from tv3dg.priors.mini.training import train
-from tv3dg.priors.mini2.architecture import LATENT_CHANNELS, LATENT_SIZE
-from tv3dg.priors.mini2.data import load_pool
-from tv3dg.priors.mini2.export import export_prior
-from tv3dg.priors.mini2.paths import WeightPaths
-from tv3dg.priors.mini2.training import STAGES, WORLD2_PLAN, Mini2TrainConfig, plain_words
-from tv3dg.priors.mini2.world import HIDDEN_EMBLEM_PX, VISIBLE_EMBLEM_PX
+from tv3dg.priors.mini.architecture import LATENT_CHANNELS, LATENT_SIZE
+from tv3dg.priors.mini.data import load_pool
+from tv3dg.priors.mini.export import export_prior
+from tv3dg.priors.mini.paths import WeightPaths
+from tv3dg.priors.mini.stages import train
+from tv3dg.priors.mini.training import STAGES, TRAINING_PLAN, MiniTrainConfig, plain_words
+from tv3dg.priors.mini.world import HIDDEN_EMBLEM_PX, VISIBLE_EMBLEM_PX
 
 
 @pytest.mark.slow
 def test_every_stage_runs_and_hands_its_weights_to_the_next(tmp_path):
     weights = tmp_path / "weights"
-    config = Mini2TrainConfig(
+    config = MiniTrainConfig(
         pool_size=96, view_pool_size=64, vae_steps=2, vae_batch=4, classifier_steps=2, classifier_batch=8,
         shape_prior_steps=2, shape_prior_batch=2, prior_steps=2, prior_batch=6, weights_dir=str(weights),
     )
-    assert train(tmp_path / "run", config, stages=STAGES, plan=WORLD2_PLAN)
+    assert train(tmp_path / "run", config, TRAINING_PLAN)
     run = tmp_path / "run"
     assert all((run / f"{stage}.done").is_file() for stage in STAGES)
     assert set(json.loads((run / "wall_times.json").read_text())) == set(STAGES)
@@ -54,9 +54,11 @@ def test_every_stage_runs_and_hands_its_weights_to_the_next(tmp_path):
     tokens = json.loads((run / "tokenizer" / "vocab.json").read_text())
     assert {"behind</w>", "pinstriped</w>", "octahedron</w>"} <= set(tokens)
 
-    # the diffusion stage lands beside the VAE in SD-1.5's layout and reloads as it was trained
-    assert export_prior(run, WeightPaths(weights)) < 2e-2
-    assert (weights / "ip_adapter" / "ip-adapter_mini.safetensors").is_file()
+    # the diffusion stage has landed beside the VAE in SD-1.5's layout, and reloads as it was trained
+    paths = WeightPaths(weights)
+    assert paths.ip_adapter.is_file() and (paths.image_encoder / "config.json").is_file()
+    assert {"vocab.json", "merges.txt"} <= {p.name for p in (paths.model / "tokenizer").iterdir()}
+    assert export_prior(run, paths) < 2e-2
     unet = UNet2DConditionModel.from_pretrained(weights / "model" / "unet")
     assert unet.config.class_embed_type is None and unet.config.in_channels == LATENT_CHANNELS  # told no camera
 
