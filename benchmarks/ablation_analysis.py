@@ -167,7 +167,7 @@ CLAIMS = (
      (("csm", "sds"), ("csm", "sds_cfg100"), ("csm", "csd")), ("text", "prompt_all", "style_all", "texture_all", "floaters")),
     ("visual_prompt", "VPCSM takes the visual prompt's look (texture and style alignment) while the text keeps the subject",
      (("vpcsm", "vpcsm_texture_fusion"),), ("style_all",)),
-    ("pag", "PAG helps", (("vpcsm", "vpcsm_no_pag"),), ("text", "prompt_all", "style_all", "texture_all", "floaters")),
+    ("pag", "PAG helps", (("vpcsm", "csm"),), ("text", "prompt_all", "style_all", "texture_all", "floaters")),
     ("sgc", "SGC improves text alignment and geometry", (("vpcsm", "vpcsm_no_sgc"),),
      ("text", "prompt_all", "agreement", "flip", "floaters", "outside_shape", "holes")),
 )
