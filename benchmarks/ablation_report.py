@@ -84,7 +84,8 @@ def progress_lines(progress: dict, missing: list[dict]) -> list[str]:
 
 def markdown(results: dict, figure_name: str) -> str:
     grid, summary, pairs = results["grid"], results["summary"], results["paired"]
-    quality = ("text", "prompt_all", "style_all", "texture_all", "agreement", "flip", "floaters", "outside_shape", "holes")
+    quality = ("text", "prompt_all", "style_all", "texture_all", "agreement", "flip", "floaters", "outside_shape", "holes",
+               "janus_rate", "multi_faced", "colour_error")
     lines = ["# Ablation in the mini world", ""]
     if grid["quick"]:
         lines += ["> **QUICK GRID (smoke test), NOT the full ablation.** "
@@ -125,7 +126,7 @@ def markdown(results: dict, figure_name: str) -> str:
     lines += ["", f"## Paired difference against the default (`{DEFAULT}`)", "",
               "Variant minus default on the same cases and seeds, mean [95% interval]; **↑**/**↓** only where the "
               f"pairs cover at least {MIN_CASES} cases and the interval excludes zero by more than {NEGLIGIBLE} "
-              "(for `flip`, `floaters`, `outside_shape`, `holes` lower is better).", "",
+              "(for `flip`, `floaters`, `outside_shape`, `holes`, `janus_rate`, `multi_faced`, `colour_error` lower is better).", "",
               "| variant | " + " | ".join(quality) + " |", "|---" * (len(quality) + 1) + "|"]
     for name, stats in pairs.items():
         lines.append(f"| `{name}` | " + " | ".join(diff_cell(stats[m]) for m in quality) + " |")
@@ -145,6 +146,8 @@ def markdown(results: dict, figure_name: str) -> str:
         else:
             heading = f"**{verdict}**"
         lines.append(f"### {claim['claim']}: {heading}")
+        lines.append("")
+        lines.append("Against each baseline: " + "; ".join(f"`{b}`: {r}" for b, r in claim["per_baseline"].items()) + ".")
         lines.append("")
         for x in claim["absolute"]:
             lines.append(f"- default `{x['metric']}` = {x['mean']:.2f} [{x['ci95'][0]:.2f}, {x['ci95'][1]:.2f}]; "

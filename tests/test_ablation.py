@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import ablation  # noqa: E402
 import forward_stops  # noqa: E402
 from ablation_grid import Grid, all_cases, check_coverage  # noqa: E402
+from ablation_analysis import pair_reading  # noqa: E402
 from ablation_ledger import Ledger  # noqa: E402
 from ablation_stats import bootstrap_interval, by_case, paired, summarise  # noqa: E402
 
@@ -165,6 +166,11 @@ def test_quick_grid_on_two_cases_runs_in_pieces_and_reports(tmp_path):
     assert "pag_rms" not in results["terms"]["csm"]
     assert set(results["paired"]) == {"vpcsm_texture_fusion", "csm"}
     assert [c["key"] for c in results["claims"]] == ["csm_vs_sds", "visual_prompt", "pag", "sgc"]
+    claims = {c["key"]: c for c in results["claims"]}
+    assert claims["csm_vs_sds"]["per_baseline"] == {"sds": "not compared", "sds_cfg100": "not compared", "csd": "not compared"}
+    assert set(claims["pag"]["per_baseline"]) == {"csm"}  # vpcsm against csm, both in the quick grid
+    assert "Against each baseline: `csm`:" in (tmp_path / "doc" / "ablation.md").read_text()
+    assert {"janus_rate", "multi_faced", "colour_error"} <= set(default)  # the world's own measures reach the report
     doc = (tmp_path / "doc" / "ablation.md").read_text()
     assert "QUICK GRID" in doc and doc.count("### ") == 4
     width, height = Image.open(tmp_path / "doc" / "ablation.png").size
@@ -187,3 +193,12 @@ def test_quick_grid_on_two_cases_runs_in_pieces_and_reports(tmp_path):
     # A changed config makes the recorded assets stale instead of mixing them in.
     changed = ablation.main([*common, "--out", str(tmp_path / "elsewhere"), "--report-only", *FAST, "sgc.sample_steps=3"])
     assert changed["assets"] == [] and len(changed["ledger"]["stale"]) == 5
+
+
+def test_each_baseline_gets_its_own_reading_by_the_claims_rule():
+    """A pair holds when one of its metrics favours the claim and none goes against it."""
+    assert pair_reading(["for", "no difference"]) == "holds"
+    assert pair_reading(["for", "against"]) == "does not hold"
+    assert pair_reading(["no difference", "too few cases to tell: fewer than 6"]) == "no difference"
+    assert pair_reading(["too few cases to tell: fewer than 6"]) == "too few cases to tell: fewer than 6"
+    assert pair_reading([]) == "not compared"
