@@ -116,7 +116,8 @@ def summarise(rows: list[dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--losses", nargs="+", choices=LOSS_NAMES, default=["vpcsm", "csm", "sds"])
-    parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 of every case")
+    parser.add_argument("--seeds", type=int, default=1, help="how many seeds of every case")
+    parser.add_argument("--first-seed", type=int, default=0, help="the seeds run are K..K+N-1 (a later piece of a longer run)")
     parser.add_argument("--cases", nargs="+", choices=("text", "style"), default=["text", "style"])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/mini_quality.json"))
     parser.add_argument("--keep", type=Path, help="keep each run's output folder under this directory")
@@ -129,7 +130,7 @@ def main() -> None:
         cases += [(text, world_image(*shown, root / f"{'_'.join(shown)}.png")) for text, shown in STYLE_CASES]
     rows = []
     for loss in args.losses:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for prompt, image in cases:
                 folder = ("style_" if image is not None else "") + prompt.replace(" ", "_")
                 rows.append(run_case(prompt, loss, seed, root / loss / f"seed{seed}" / folder, image, args.overrides))
