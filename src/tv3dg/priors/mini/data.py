@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from diffusers import AutoencoderKL
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -60,6 +61,13 @@ def render_pool(count: int, size: int, seed: int, cameras: CameraSampler, chunk:
         if progress is not None:
             progress(start + n)
     return RenderPool(**{k: torch.cat(v) for k, v in parts.items()})
+
+
+@torch.no_grad()
+def pool_latent_means(vae: AutoencoderKL, pool: RenderPool, chunk: int = 512) -> Tensor:
+    """[N, C, h, w] the VAE's latent means of every pool image (unscaled), a chunk at a time."""
+    return torch.cat([vae.encode(pool.float_images(torch.arange(i, min(i + chunk, len(pool)))) * 2 - 1).latent_dist.mean
+                      for i in range(0, len(pool), chunk)])
 
 
 def save_pool(pool: RenderPool, path: Path) -> None:

@@ -28,7 +28,7 @@ from tv3dg.priors.mini.architecture import (
     IMAGE_SIZE, LATENT_CHANNELS, LATENT_SIZE, build_image_processor, build_sample_scheduler, build_unet, image_encoder_input,
 )
 from tv3dg.priors.mini.checkpoint import load_training_state
-from tv3dg.priors.mini.data import RenderPool
+from tv3dg.priors.mini.data import RenderPool, pool_latent_means
 from tv3dg.priors.mini.ip_adapter import extract_ip_adapter_state, unet_without_ip_adapter
 from tv3dg.priors.mini.module_io import save_module
 from tv3dg.priors.mini.paths import WeightPaths
@@ -56,11 +56,9 @@ MODEL_INDEX = {
 
 
 @torch.no_grad()
-def latent_scaling_factor(vae: AutoencoderKL, pool: RenderPool, chunk: int = 512) -> float:
+def latent_scaling_factor(vae: AutoencoderKL, pool: RenderPool) -> float:
     """1 / std of the pool's latent means: what SD-1.5's 0.18215 is for its own VAE."""
-    latents = torch.cat([vae.encode(pool.float_images(torch.arange(i, min(i + chunk, len(pool)))) * 2 - 1).latent_dist.mean
-                         for i in range(0, len(pool), chunk)])
-    return 1.0 / float(latents.std())
+    return 1.0 / float(pool_latent_means(vae, pool).std())
 
 
 def export_vae(vae: AutoencoderKL, pool: RenderPool, paths: WeightPaths) -> None:

@@ -23,7 +23,7 @@ from tv3dg.atomic import atomic_path
 from tv3dg.priors.mini.architecture import IMAGE_SIZE, MAX_LENGTH, build_train_scheduler, build_vae, image_encoder_input
 from tv3dg.priors.mini.captions import CaptionPlan, caption
 from tv3dg.priors.mini.classifier import AttributeClassifier, augment, classifier_loss
-from tv3dg.priors.mini.data import AppearancePartners, RenderPool, load_pool, render_pool, save_pool
+from tv3dg.priors.mini.data import AppearancePartners, RenderPool, load_pool, pool_latent_means, render_pool, save_pool
 from tv3dg.priors.mini.export import export_module, export_prior, export_vae
 from tv3dg.priors.mini.lr import cosine_lr
 from tv3dg.priors.mini.paths import PACKAGE_WEIGHTS, WeightPaths
@@ -187,11 +187,9 @@ def pool_latents(run_dir: Path, pool: RenderPool, vae_dir: Path) -> Tensor:
     path = run_dir / "latents.safetensors"
     if not path.is_file():
         vae = AutoencoderKL.from_pretrained(vae_dir, torch_dtype=torch.float32).eval()
-        with torch.no_grad():
-            latents = torch.cat([vae.encode(pool.float_images(torch.arange(i, min(i + 512, len(pool)))) * 2 - 1).latent_dist.mean
-                                 for i in range(0, len(pool), 512)])
+        latents = pool_latent_means(vae, pool) * vae.config.scaling_factor
         with atomic_path(path) as tmp:
-            save_file({"latents": (latents * vae.config.scaling_factor).contiguous()}, str(tmp))
+            save_file({"latents": latents.contiguous()}, str(tmp))
     return load_file(str(path))["latents"]
 
 
