@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 from ablation_grid import DEFAULT, FULL_STEPS, Grid, all_cases, job_id
-from ablation_ledger import Ledger, front_view
+from ablation_ledger import Ledger, front_and_back
 from ablation_stats import MIN_CASES, paired, summarise
 from mini_quality import style_accuracy
 
@@ -130,8 +130,8 @@ def collect(grid: Grid, runs: Path, ledger: Ledger, configs: dict[str, GenerateC
             continue
         asset = {"id": jid, "variant": variant.name, "case": case.id, "kind": case.kind, "seed": seed,
                  **asset_metrics(folder, case.kind, row)}
-        front = Image.fromarray(front_view(folder / "asset.ply")) if seed == grid.seeds[0] else None
-        ledger.record(asset, expected, provenance, front)
+        views = Image.fromarray(front_and_back(folder / "asset.ply")) if seed == grid.seeds[0] else None
+        ledger.record(asset, expected, provenance, views)
         done.append(asset)
     return done, missing
 

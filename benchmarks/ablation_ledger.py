@@ -2,8 +2,9 @@
 pieces (one night, or several sessions) and every piece adds to the same report.
 
 One JSON line per asset (`assets.jsonl`: its metrics, the config fingerprint it ran with, the
-commit and the machine) and a front view per first-seed asset (`front/ID.FINGERPRINT.png`, for
-the figure).
+commit and the machine) and a front and a back view per first-seed asset, side by side
+(`views/ID.FINGERPRINT.png`, for the figure: eyes on the back are Janus). The first world's
+ledger kept front views only (`front/`).
 Entries are keyed by job id and config fingerprint, and an entry counts only for a job whose
 config has that fingerprint now: change the preset, a variant, a case or the steps, and the old
 entries stay in the file but are not used (the report counts them as stale) instead of being
@@ -33,17 +34,18 @@ from tv3dg.render.cameras import turntable_cameras
 from tv3dg.render.rasterizer import rasterize
 
 ASSETS = "assets.jsonl"
-FRONT = "front"
-CELL = 64  # front views: the figure's cell size
+VIEWS = "views"
+CELL = 64  # each view's size in the figure
 PROVENANCE = ("fingerprint", "commit", "machine", "recorded")  # what the ledger adds to an asset's row
 
 
-def front_view(asset: Path) -> np.ndarray:
-    """The asset from the front (azimuth 0, elevation 15, the metric views' orbit), white background."""
-    camera = turntable_cameras(1, 15.0, 3.2, 40.0, CELL)
+def front_and_back(asset: Path) -> np.ndarray:
+    """The asset from the front and from behind (azimuths 0 and 180, elevation 15, the metric views'
+    orbit), side by side on white: [CELL, 2 * CELL, 3]."""
+    cameras = turntable_cameras(2, 15.0, 3.2, 40.0, CELL)
     with torch.no_grad():
-        rgb = rasterize(load_ply(asset), camera, torch.ones(3)).rgb[0]
-    return to_uint8(rgb)
+        rgb = rasterize(load_ply(asset), cameras, torch.ones(3)).rgb
+    return np.concatenate([to_uint8(view) for view in rgb], axis=1)
 
 
 def fingerprint(config: GenerateConfig) -> str:
@@ -120,17 +122,17 @@ class Ledger:
         held = {entry["id"] for entry in self.entries.values()}
         return sorted(j for j, f in wanted.items() if j in held and key(j, f) not in self.entries)
 
-    def front_view(self, job: str, fingerprint: str) -> Path | None:
-        path = self.folder / FRONT / f"{key(job, fingerprint)}.png"
+    def views(self, job: str, fingerprint: str) -> Path | None:
+        path = self.folder / VIEWS / f"{key(job, fingerprint)}.png"
         return path if path.exists() else None
 
-    def record(self, asset: dict, fingerprint: str, provenance: dict, front: Image.Image | None) -> None:
-        """Add or replace one asset (kept in memory until `save`) and write its front view."""
+    def record(self, asset: dict, fingerprint: str, provenance: dict, views: Image.Image | None) -> None:
+        """Add or replace one asset (kept in memory until `save`) and write its front and back views."""
         self.entries[key(asset["id"], fingerprint)] = {**asset, "fingerprint": fingerprint, **provenance}
         self.recorded.add(key(asset["id"], fingerprint))
-        if front is not None:
-            (self.folder / FRONT).mkdir(parents=True, exist_ok=True)
-            front.save(self.folder / FRONT / f"{key(asset['id'], fingerprint)}.png", optimize=True)
+        if views is not None:
+            (self.folder / VIEWS).mkdir(parents=True, exist_ok=True)
+            views.save(self.folder / VIEWS / f"{key(asset['id'], fingerprint)}.png", optimize=True)
 
     def describe(self, wanted: dict[str, str]) -> dict:
         """For the report: where the ledger is, which commits and machines its entries for this grid come

@@ -1,4 +1,4 @@
-"""What the ablation leaves behind: the figure (rows = variants, columns = cases, a front view each)
+"""What the ablation leaves behind: the figure (rows = variants, columns = cases, a front and a back view each)
 and docs/ablation.md (table, paired comparisons, the four claims, cost)."""
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ HEADER = 2 * CELL + 14
 
 def figure(grid: Grid, jobs_folder: Path, path: Path, ledger: Ledger, wanted: dict[str, str]) -> Path:
     """Rows = variants, columns = cases (first seed); the header shows each case's text and visual prompt.
-    Each cell is the front view the ledger keeps for that job's current config (collected jobs only)."""
+    Each cell is the front and back view the ledger keeps for that job's current config (collected
+    jobs only): eyes in the right half are a front seen from behind."""
     seed = grid.seeds[0]
-    sheet = Image.new("RGB", (LABEL_WIDTH + CELL * len(grid.cases), HEADER + CELL * len(grid.variants)), "white")
+    width = 2 * CELL
+    sheet = Image.new("RGB", (LABEL_WIDTH + width * len(grid.cases), HEADER + CELL * len(grid.variants)), "white")
     draw = ImageDraw.Draw(sheet)
     for col, case in enumerate(grid.cases):
-        x = LABEL_WIDTH + col * CELL
+        x = LABEL_WIDTH + col * width
         for line, words in enumerate((case.kind, *case.prompt.split()[1:])):
             draw.text((x + 2, 2 + 11 * line), words, fill="black")
         if case.image is not None:
@@ -34,9 +36,9 @@ def figure(grid: Grid, jobs_folder: Path, path: Path, ledger: Ledger, wanted: di
         draw.text((4, y + CELL // 2 - 6), variant.name, fill="black")
         for col, case in enumerate(grid.cases):
             jid = job_id(variant, case, seed)
-            kept = ledger.front_view(jid, wanted[jid]) if jid in wanted else None
+            kept = ledger.views(jid, wanted[jid]) if jid in wanted else None
             if kept is not None:
-                sheet.paste(Image.open(kept).convert("RGB"), (LABEL_WIDTH + col * CELL, y))
+                sheet.paste(Image.open(kept).convert("RGB"), (LABEL_WIDTH + col * width, y))
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
     return path
@@ -162,7 +164,9 @@ def markdown(results: dict, figure_name: str) -> str:
         lines.append("")
     lines += ["A claim holds when at least one comparison behind it favours it with an interval that excludes zero "
               "and none goes against it (the visual-prompt claim also needs the default's style and texture "
-              "all-three intervals above 0.5).", "", "## Front views", "",
+              "all-three intervals above 0.5).", "", "## Front and back views", "",
+              "Each cell is one asset from the front (left) and from behind (right): eyes on the right are "
+              "a front seen from behind (Janus).", "",
               f"![rows: variants, columns: cases, seed {grid['seeds'][0]}]({figure_name})", "",
               "## Cost and the full grid", ""]
     estimate = results["estimate"]

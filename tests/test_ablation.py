@@ -174,7 +174,7 @@ def test_quick_grid_on_two_cases_runs_in_pieces_and_reports(tmp_path):
     doc = (tmp_path / "doc" / "ablation.md").read_text()
     assert "QUICK GRID" in doc and doc.count("### ") == 4
     width, height = Image.open(tmp_path / "doc" / "ablation.png").size
-    assert width > 2 * 64 and height > 3 * 64  # 2 case columns, 3 variant rows
+    assert width > 2 * 2 * 64 and height > 3 * 64  # 2 case columns of a front and a back view, 3 variant rows
     assert json.loads((tmp_path / "run" / "results.json").read_text())["grid"]["jobs"] == 5
     index = (tmp_path / "run" / "runs" / "index.jsonl").read_text()
     again = ablation.main(argv)  # a rerun finds every job in the ledger, runs nothing, reports the same assets
@@ -183,12 +183,13 @@ def test_quick_grid_on_two_cases_runs_in_pieces_and_reports(tmp_path):
         [a["text" if "text" in a else "style_all"] for a in results["assets"]]
 
     # Another working folder, the same ledger: nothing runs, the same assets are reported, the
-    # figure comes from the ledger's front views.
+    # figure comes from the ledger's front and back views.
     elsewhere = ablation.main([*common, "--out", str(tmp_path / "elsewhere"), *FAST])
     assert not (tmp_path / "elsewhere" / "runs").exists()
     assert [a["id"] for a in elsewhere["assets"]] == [a["id"] for a in results["assets"]]
     assert elsewhere["assets"][0]["agreement"] == results["assets"][0]["agreement"]
-    assert len(list((tmp_path / "ledger" / "front").glob("*.png"))) == 5
+    kept = sorted((tmp_path / "ledger" / "views").glob("*.png"))
+    assert len(kept) == 5 and Image.open(kept[0]).size == (2 * 64, 64)
     assert Image.open(tmp_path / "doc" / "ablation.png").size == (width, height)
     # A changed config makes the recorded assets stale instead of mixing them in.
     changed = ablation.main([*common, "--out", str(tmp_path / "elsewhere"), "--report-only", *FAST, "sgc.sample_steps=3"])
