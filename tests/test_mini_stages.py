@@ -10,11 +10,14 @@ import pytest
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from safetensors.torch import load_file
+from transformers import CLIPTokenizer
 
 from tv3dg.priors.mini.architecture import LATENT_CHANNELS, LATENT_SIZE
 from tv3dg.priors.mini.data import load_pool
-from tv3dg.priors.mini.export import export_prior
+from tv3dg.priors.mini.checkpoint import load_training_state
+from tv3dg.priors.mini.export import export_prior, load_exported_prior
 from tv3dg.priors.mini.paths import WeightPaths
+from tv3dg.priors.mini.prior_modules import PriorModules
 from tv3dg.priors.mini.stages import train
 from tv3dg.priors.mini.training import STAGES, TRAINING_PLAN, MiniTrainConfig, plain_words
 from tv3dg.priors.mini.world import HIDDEN_EMBLEM_PX, VISIBLE_EMBLEM_PX
@@ -25,7 +28,7 @@ def test_every_stage_runs_and_hands_its_weights_to_the_next(tmp_path):
     weights = tmp_path / "weights"
     config = MiniTrainConfig(
         pool_size=96, view_pool_size=64, vae_steps=2, vae_batch=4, classifier_steps=2, classifier_batch=8,
-        shape_prior_steps=2, shape_prior_batch=2, prior_steps=2, prior_batch=6, weights_dir=str(weights),
+        shape_prior_steps=2, shape_prior_batch=2, prior_steps=2, prior_batch=6, prior_eyes_steps=2, weights_dir=str(weights),
     )
     assert train(tmp_path / "run", config, TRAINING_PLAN)
     run = tmp_path / "run"
@@ -37,6 +40,10 @@ def test_every_stage_runs_and_hands_its_weights_to_the_next(tmp_path):
     # the eyes' pixel counts are the classifier's ground truth: both kinds of view occur
     views = load_pool(run / "view_pool.safetensors")
     assert (views.emblem_px >= VISIBLE_EMBLEM_PX).any() and (views.emblem_px < HIDDEN_EMBLEM_PX).any()
+    # and their cover of each latent cell, which prior_eyes weighs up: none where no eye shows
+    assert photos.emblem_mask.shape == (96, 1, LATENT_SIZE, LATENT_SIZE) and photos.emblem_mask.dtype == torch.uint8
+    assert photos.emblem_mask[photos.emblem_px >= VISIBLE_EMBLEM_PX].amax(dim=(1, 2, 3)).min() > 0
+    assert photos.emblem_mask[photos.emblem_px == 0].max() == 0
 
     stored = load_file(str(weights / "model" / "vae" / "diffusion_pytorch_model.safetensors"))
     assert {t.dtype for t in stored.values()} == {torch.float16}  # stored small
@@ -59,6 +66,16 @@ def test_every_stage_runs_and_hands_its_weights_to_the_next(tmp_path):
     assert paths.ip_adapter.is_file() and (paths.image_encoder / "config.json").is_file()
     assert {"vocab.json", "merges.txt"} <= {p.name for p in (paths.model / "tokenizer").iterdir()}
     assert export_prior(run, paths) < 2e-2
+    # prior_eyes continued the exported prior and exported in its place; loading the export back
+    # gives its trained weights up to the UNet's float16 storage (relative rounding <= 2**-11)
+    assert export_prior(run, paths, "prior_eyes") < 2e-2
+    tokenizer = CLIPTokenizer.from_pretrained(run / "tokenizer")
+    loaded, trained = PriorModules(tokenizer), PriorModules(tokenizer)
+    load_exported_prior(loaded, paths)
+    load_training_state(run / "prior_eyes_state.safetensors", {"ema": trained}, None)
+    for name, value in trained.state_dict().items():
+        if not name.startswith("appearance_head"):  # not shipped
+            torch.testing.assert_close(loaded.state_dict()[name], value, rtol=1e-3, atol=1e-6, msg=name)
     unet = UNet2DConditionModel.from_pretrained(weights / "model" / "unet")
     assert unet.config.class_embed_type is None and unet.config.in_channels == LATENT_CHANNELS  # told no camera
 

@@ -24,13 +24,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--run-dir", default=DEFAULT_RUN_DIR, help=f"folder for checkpoints and logs (default {DEFAULT_RUN_DIR})")
     train.add_argument("--max-minutes", type=float, default=None, help="stop after this long; run again to resume")
     train.add_argument("--stage", dest="stages", action="append", default=None, metavar="NAME",
-                       help="run only this stage (repeatable): pool, view_pool, vae, classifier, shape_prior, prior")
+                       help="run only this stage (repeatable): pool, view_pool, vae, classifier, shape_prior, prior, prior_eyes")
     add_overrides(train, "prior_steps=12000 weights_dir=/tmp/trial")
     train.set_defaults(func=run_train)
 
     export = actions.add_parser("export", help="write a run's current prior weights into the package (or --out)")
     export.add_argument("--run-dir", default=DEFAULT_RUN_DIR)
     export.add_argument("--out", default=None, help="weights folder (default: the package's)")
+    export.add_argument("--stage", choices=("prior", "prior_eyes"), default="prior", help="which diffusion stage to export")
     export.add_argument("--raw-weights", action="store_true", help="export the raw prior weights instead of their EMA (early in training)")
     export.set_defaults(func=run_export)
 
@@ -40,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--prompts", type=int, default=48, help="objects per sampling check")
     evaluate.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale")
     evaluate.add_argument("--steps", type=int, default=30, help="DDIM steps")
+    evaluate.add_argument("--weights", default=None, help="a complete weights folder to measure (a `weights_dir=` trial); default: the package's")
     evaluate.set_defaults(func=run_eval)
 
     world = actions.add_parser("world", help="render a contact sheet of random world objects, as the prior's photos show them")
@@ -67,7 +69,7 @@ def run_export(args: argparse.Namespace) -> None:
     from tv3dg.priors.mini.paths import PACKAGE_WEIGHTS, WeightPaths
 
     paths = WeightPaths(Path(args.out)) if args.out else PACKAGE_WEIGHTS
-    error = export_prior(Path(args.run_dir), paths, use_ema=not args.raw_weights)
+    error = export_prior(Path(args.run_dir), paths, args.stage, use_ema=not args.raw_weights)
     print(f"exported; reloaded weights match the trained model to {error:.2e} (max |noise difference|)")
 
 
@@ -75,11 +77,15 @@ def run_eval(args: argparse.Namespace) -> None:
     from tv3dg.atomic import write_text_atomic
     from tv3dg.errors import UserError
     from tv3dg.priors.mini.evaluate import PriorCheckConfig, evaluate
+    from tv3dg.priors.mini.paths import PACKAGE_WEIGHTS, WeightPaths
 
     if args.prompts < 1:
         raise UserError("--prompts must be at least 1")
     config = PriorCheckConfig(prompts=args.prompts, steps=args.steps, guidance=args.guidance)
-    metrics = evaluate(config, Path(args.sheets) if args.sheets else None)
+    paths = PACKAGE_WEIGHTS if args.weights is None else WeightPaths(Path(args.weights))
+    if not paths.classifier.is_file() or not (paths.model / "unet").is_dir():
+        raise UserError(f"'{paths.root}' is not a complete mini weights folder (copy the package's weights there before a trial)")
+    metrics = evaluate(config, Path(args.sheets) if args.sheets else None, paths)
     write_text_atomic(args.out, json.dumps(metrics, indent=2))
     print(json.dumps(metrics, indent=2))
 

@@ -8,16 +8,19 @@ training run and kept in the run folder (a few hundred MB: too large to ship or 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from tv3dg.atomic import atomic_path
+from tv3dg.errors import UserError
+from tv3dg.priors.mini.architecture import VAE_FACTOR
 from tv3dg.render.cameras import Cameras
 from tv3dg.priors.mini.world import WorldObject, random_objects, render_objects
 
@@ -27,6 +30,7 @@ class RenderPool:
     images: Tensor  # [N, 3, H, W] uint8
     attributes: Tensor  # [N, 5] long: shape, colour, pattern, material, size
     emblem_px: Tensor  # [N] output pixels covered by the eyes
+    emblem_mask: Tensor  # [N, 1, H/VAE_FACTOR, W/VAE_FACTOR] uint8: the eyes' coverage of each latent cell, 255 = full
     elevation_deg: Tensor  # [N]
     azimuth_deg: Tensor  # [N]
 
@@ -47,7 +51,7 @@ def render_pool(count: int, size: int, seed: int, cameras: CameraSampler, chunk:
                 progress: Callable[[int], None] | None = None) -> RenderPool:
     """`count` random objects at cameras drawn by `cameras` (deterministic in `seed`)."""
     generator = torch.Generator().manual_seed(seed)
-    parts: dict[str, list[Tensor]] = {k: [] for k in ("images", "attributes", "emblem_px", "elevation_deg", "azimuth_deg")}
+    parts: dict[str, list[Tensor]] = {k: [] for k in ("images", "attributes", "emblem_px", "emblem_mask", "elevation_deg", "azimuth_deg")}
     for start in range(0, count, chunk):
         n = min(chunk, count - start)
         objects = random_objects(n, generator)
@@ -56,6 +60,7 @@ def render_pool(count: int, size: int, seed: int, cameras: CameraSampler, chunk:
         parts["images"].append((render.rgb * 255).round().to(torch.uint8))
         parts["attributes"].append(torch.tensor([o.as_row() for o in objects]))
         parts["emblem_px"].append(render.emblem_pixels())
+        parts["emblem_mask"].append((F.avg_pool2d(render.emblem, VAE_FACTOR) * 255).round().to(torch.uint8))
         parts["elevation_deg"].append(views.elevation_deg)
         parts["azimuth_deg"].append(views.azimuth_deg)
         if progress is not None:
@@ -76,7 +81,11 @@ def save_pool(pool: RenderPool, path: Path) -> None:
 
 
 def load_pool(path: Path) -> RenderPool:
-    return RenderPool(**load_file(str(path)))
+    tensors = load_file(str(path))
+    missing = [f.name for f in fields(RenderPool) if f.name not in tensors]
+    if missing:
+        raise UserError(f"'{path}' was rendered by an older tv3dg (it lacks {missing}); delete it and run the stage again")
+    return RenderPool(**tensors)
 
 
 class AppearancePartners:

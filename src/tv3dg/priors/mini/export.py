@@ -78,6 +78,7 @@ def export_module(model: nn.Module, path: Path) -> None:
     save_module(model, path)
 
 
+@torch.no_grad()
 def _noise_prediction(unet, text_encoder, tokenizer, image_encoder) -> torch.Tensor:
     """Noise predictions for a captioned and an uncaptioned, image-prompted and plain latent pair."""
     generator = torch.Generator().manual_seed(0)
@@ -92,13 +93,26 @@ def _noise_prediction(unet, text_encoder, tokenizer, image_encoder) -> torch.Ten
 
 
 @torch.no_grad()
-def export_prior(run_dir: Path, paths: WeightPaths, use_ema: bool = True) -> float:
-    """Write the diffusion stage (UNet, text encoder, tokenizer, scheduler; IP-Adapter and image
-    encoder) beside the shipped VAE, reload it as a user would and return the largest difference
-    of its noise predictions from the trained model's (float16 storage of the UNet accounts for it)."""
-    state = run_dir / "prior_state.safetensors"
+def load_exported_prior(prior: PriorModules, paths: WeightPaths) -> None:
+    """Load an exported prior back into the training modules, so a later stage can continue it
+    (the appearance head is not shipped and keeps its fresh weights)."""
+    if not (paths.model / "unet").is_dir() or not paths.ip_adapter.is_file():
+        raise UserError(f"no exported prior in '{paths.model.parent}' to continue; run `tv3dg mini train --stage prior` first")
+    unet = UNet2DConditionModel.from_pretrained(paths.model / "unet", torch_dtype=torch.float32)
+    attach_ip_adapter(unet, read_ip_adapter(paths.ip_adapter))
+    prior.unet.load_state_dict(unet.state_dict())
+    prior.text_encoder.load_state_dict(CLIPTextModel.from_pretrained(paths.model / "text_encoder").state_dict())
+    prior.image_encoder.load_state_dict(CLIPVisionModelWithProjection.from_pretrained(paths.image_encoder).state_dict())
+
+
+def export_prior(run_dir: Path, paths: WeightPaths, stage: str = "prior", use_ema: bool = True) -> float:
+    """Write a diffusion stage (`prior` or `prior_eyes`: UNet, text encoder, tokenizer, scheduler;
+    IP-Adapter and image encoder) beside the shipped VAE, reload it as a user would and return the
+    largest difference of its noise predictions from the trained model's (float16 storage of the
+    UNet accounts for it)."""
+    state = run_dir / f"{stage}_state.safetensors"
     if not state.is_file():
-        raise UserError(f"run folder lacks {state.name}; run `tv3dg mini train --stage prior` until it finishes")
+        raise UserError(f"run folder lacks {state.name}; run `tv3dg mini train --stage {stage}` until it finishes")
     tokenizer = CLIPTokenizer.from_pretrained(run_dir / "tokenizer")
     prior = PriorModules(tokenizer)
     load_training_state(state, {"ema" if use_ema else "model": prior}, None)

@@ -1,7 +1,9 @@
 """`tv3dg mini train`: every stage that reproduces the shipped mini weights from nothing.
 
 Stages: `pool` (photo-like renders the prior and VAE learn from), `view_pool` (renders from
-every side, for the classifier), `vae`, `classifier`, `shape_prior`, then `prior`. Each stage is
+every side, for the classifier), `vae`, `classifier`, `shape_prior`, `prior`, then `prior_eyes`
+(the exported prior continued with the eyes' latent cells weighted up; 0 steps by default,
+so it changes nothing until its trial ships). Each stage is
 a pure function of the seed and its settings and is resumable (`stages.py`); a finished stage's
 weights are written into the package at once, so the next stage can run in a later session from
 a fresh clone (the pools, a few hundred MB, are rendered again there: same seed, same images).
@@ -24,7 +26,7 @@ from tv3dg.priors.mini.architecture import IMAGE_SIZE, MAX_LENGTH, build_train_s
 from tv3dg.priors.mini.captions import CaptionPlan, caption
 from tv3dg.priors.mini.classifier import AttributeClassifier, augment, classifier_loss
 from tv3dg.priors.mini.data import AppearancePartners, RenderPool, load_pool, pool_latent_means, render_pool, save_pool
-from tv3dg.priors.mini.export import export_module, export_prior, export_vae
+from tv3dg.priors.mini.export import export_module, export_prior, export_vae, load_exported_prior
 from tv3dg.priors.mini.lr import cosine_lr
 from tv3dg.priors.mini.paths import PACKAGE_WEIGHTS, WeightPaths
 from tv3dg.priors.mini.prior_modules import PriorModules
@@ -34,7 +36,7 @@ from tv3dg.priors.mini.tokenizer import save_tokenizer
 from tv3dg.priors.mini.world import any_cameras, photo_cameras
 from tv3dg.render.cameras import view_direction
 
-STAGES = ("pool", "view_pool", "vae", "classifier", "shape_prior", "prior")
+STAGES = ("pool", "view_pool", "vae", "classifier", "shape_prior", "prior", "prior_eyes")
 
 
 @dataclass
@@ -60,6 +62,9 @@ class MiniTrainConfig:
     prior_batch: int = 64
     prior_lr: float = 5e-4
     prior_warmup: int = 200
+    prior_eyes_steps: int = 0  # the shipped prior has not been through this stage
+    prior_eyes_lr: float = 2e-4
+    eye_loss_weight: float = 20.0  # prior_eyes: a latent cell full of eye counts 1 + this in the diffusion loss
     ema_decay: float = 0.999
     uncond_prob: float = 0.1  # no caption and no image: the unconditional score of guidance
     empty_caption_prob: float = 0.1
@@ -200,6 +205,32 @@ def plain_words(text: str) -> str:
 
 def stage_prior(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bool:
     """UNet + IP-Adapter + text and image encoders, jointly, on photos: told no camera."""
+    return train_prior(run_dir, config, clock, PriorRun("prior", config.prior_steps, config.prior_lr, config.prior_warmup))
+
+
+def stage_prior_eyes(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bool:
+    """The exported prior, continued with the eyes weighted up. The eyes cover about 1% of a
+    latent, so the plain loss barely cares whether they are drawn, or whether a view word says
+    they should be: the first prior drew them in about half of its samples whatever the view word."""
+    if config.prior_eyes_steps == 0:
+        return True
+    return train_prior(run_dir, config, clock, PriorRun("prior_eyes", config.prior_eyes_steps, config.prior_eyes_lr,
+                                                        config.prior_warmup, config.eye_loss_weight, weight_paths(config)))
+
+
+@dataclass(frozen=True)
+class PriorRun:
+    """What differs between the prior's stages: where they start and how they weigh the eyes."""
+
+    stage: str
+    steps: int
+    lr: float
+    warmup: int
+    eye_loss_weight: float = 0.0
+    start: WeightPaths | None = None  # continue these exported weights (None: fresh modules)
+
+
+def train_prior(run_dir: Path, config: MiniTrainConfig, clock: StageClock, run: PriorRun) -> bool:
     pool = load_pool(run_dir / "pool.safetensors")
     latents = pool_latents(run_dir, pool, weight_paths(config).vae)
     views = view_direction(pool.elevation_deg, pool.azimuth_deg)
@@ -208,12 +239,14 @@ def stage_prior(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bo
     plan = CaptionPlan(view_prob=config.view_word_prob)
     torch.manual_seed(config.seed + 3)
     model = PriorModules(tokenizer)
+    if run.start is not None:
+        load_exported_prior(model, run.start)
     ema = PriorModules(tokenizer)
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
     scheduler = build_train_scheduler()
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.prior_lr, weight_decay=1e-4)
+    optimizer = torch.optim.AdamW(trainable, lr=run.lr, weight_decay=1e-4)
 
     def captions_for(index: Tensor, generator: torch.Generator) -> tuple[list[str], Tensor]:
         mode = torch.rand(len(index), generator=generator).tolist()
@@ -229,7 +262,7 @@ def stage_prior(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bo
 
     def train_step(step: int, generator: torch.Generator) -> float:
         for group in optimizer.param_groups:
-            group["lr"] = config.prior_lr * min(1.0, (step + 1) / config.prior_warmup)
+            group["lr"] = run.lr * min(1.0, (step + 1) / run.warmup)
         b = config.prior_batch
         index = torch.randint(len(pool), (b,), generator=generator)
         texts, uncond = captions_for(index, generator)
@@ -244,7 +277,8 @@ def stage_prior(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bo
         t = torch.randint(scheduler.config.num_train_timesteps, (b,), generator=generator)
         noisy = scheduler.add_noise(latents[index], noise, t)
         pred = model.unet(noisy, t, encoder_hidden_states=text, added_cond_kwargs={"image_embeds": [image_embeds.unsqueeze(1)]}).sample
-        loss = F.mse_loss(pred, noise) + config.appearance_loss_weight * appearance_loss
+        weights = 1 + run.eye_loss_weight * pool.emblem_mask[index].float() / 255
+        loss = (F.mse_loss(pred, noise, reduction="none") * weights).mean() + config.appearance_loss_weight * appearance_loss
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -254,18 +288,20 @@ def stage_prior(run_dir: Path, config: MiniTrainConfig, clock: StageClock) -> bo
                 e.lerp_(p, 1 - config.ema_decay)
         return loss.item()
 
-    if not run_loop(run_dir, "prior", clock, config.prior_steps, {"model": model, "ema": ema}, optimizer, train_step,
-                    lambda step: step_generator(config, "prior", step)):
+    if not run_loop(run_dir, run.stage, clock, run.steps, {"model": model, "ema": ema}, optimizer, train_step,
+                    lambda step: step_generator(config, run.stage, step)):
         return False
-    error = export_prior(run_dir, weight_paths(config))
-    log(f"prior: exported; the reloaded weights predict the trained model's noise to {error:.2e}")
+    error = export_prior(run_dir, weight_paths(config), run.stage)
+    log(f"{run.stage}: exported; the reloaded weights predict the trained model's noise to {error:.2e}")
     return True
 
 
 TRAINING_PLAN = StagePlan(
     order=STAGES,
     functions={"pool": stage_pool, "view_pool": stage_view_pool, "vae": stage_vae, "classifier": stage_classifier,
-               "shape_prior": stage_shape_prior, "prior": stage_prior},
-    inputs={"pool": (), "view_pool": (), "vae": ("pool",), "classifier": ("view_pool",), "shape_prior": (), "prior": ("pool",)},
+               "shape_prior": stage_shape_prior, "prior": stage_prior, "prior_eyes": stage_prior_eyes},
+    inputs={"pool": (), "view_pool": (), "vae": ("pool",), "classifier": ("view_pool",), "shape_prior": (), "prior": ("pool",),
+            "prior_eyes": ("pool",)},
 )
-"""The prior needs the shipped VAE (weights/model/vae), not the VAE stage's run folder."""
+"""The prior needs the shipped VAE (weights/model/vae), not the VAE stage's run folder; prior_eyes
+continues the exported prior (weights/model, weights/ip_adapter), not the prior stage's run folder."""
