@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tv3dg.cli import main
 from tv3dg.priors.mini.architecture import IMAGE_SIZE
 from tv3dg.priors.mini.captions import parse_caption
 from tv3dg.priors.mini.classifier import load_classifier
@@ -39,3 +40,10 @@ def test_text_check_scores_a_prior_that_draws_the_truth_as_right_with_eyes_only_
     eyes = scores["eyes_visible"]
     assert eyes["no_view_word"] == eyes["front"] == 1.0 and eyes["back"] == 0.0, eyes
     assert len(sheet) == 6 and sheet[0].shape == (5, 3, IMAGE_SIZE, IMAGE_SIZE)  # the truth, then 4 samples
+
+
+def test_eval_of_a_weights_folder_that_is_not_one_fails_in_one_line(tmp_path, capsys):
+    assert main(["mini", "eval", "--weights", str(tmp_path), "--out", str(tmp_path / "eval.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tv3dg: error: ") and "not a complete mini weights folder" in err and err.count("\n") == 1
+    assert not (tmp_path / "eval.json").exists()

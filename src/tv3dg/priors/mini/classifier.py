@@ -71,14 +71,18 @@ def classifier_loss(logits: dict[str, Tensor], attributes: Tensor, emblem_px: Te
     return loss
 
 
+def blur(images: Tensor, size: int = 3) -> Tensor:
+    """Box blur that keeps the image size: splat renders are softer than sphere-traced ones."""
+    return F.avg_pool2d(F.pad(images, (size // 2,) * 4, mode="replicate"), size, stride=1)
+
+
 def augment(images: Tensor, generator: torch.Generator) -> Tensor:
     """Small shifts, a little blur now and then, and noise: prior samples are less crisp than renders."""
     b = images.shape[0]
     shift = torch.randint(-3, 4, (2,), generator=generator).tolist()
     images = torch.roll(images, shifts=shift, dims=(2, 3))
-    blurred = F.avg_pool2d(F.pad(images, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
-    blur = (torch.rand(b, 1, 1, 1, generator=generator) < 0.3).float() * 0.6
-    images = images * (1 - blur) + blurred * blur
+    blur_amount = (torch.rand(b, 1, 1, 1, generator=generator) < 0.3).float() * 0.6
+    images = images * (1 - blur_amount) + blur(images) * blur_amount
     sigma = 0.04 * torch.rand(b, 1, 1, 1, generator=generator)
     return (images + sigma * torch.randn(images.shape, generator=generator)).clamp(0, 1)
 
