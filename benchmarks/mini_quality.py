@@ -24,7 +24,7 @@ from machine import command_line, describe_machine
 
 from tv3dg.atomic import write_text_atomic
 from tv3dg.distill.objectives import LOSS_NAMES
-from tv3dg.pipeline.config import build_config
+from tv3dg.pipeline.config import GenerateConfig, build_config
 from tv3dg.pipeline.run import generate
 from tv3dg.priors.mini.world import COLOUR_NAMES, PATTERNS, SHAPES, WorldObject, render_objects
 from tv3dg.render.cameras import orbit_cameras
@@ -67,12 +67,17 @@ def run_case(prompt: str, loss: str, seed: int, out: Path, image: Path | None, o
     config = build_config("mini", updates, overrides)
     started = time.perf_counter()
     metrics = generate(config, out, progress=False).metrics
+    return case_row(config, metrics, time.perf_counter() - started)
+
+
+def case_row(config: GenerateConfig, metrics: dict, seconds: float) -> dict:
+    """One asset's row: its readings against the prompt (and the visual prompt), Janus, colour."""
     attributes = metrics["attributes"]
-    row = {"prompt": prompt, "loss": loss, "seed": seed, "seconds": time.perf_counter() - started,
+    row = {"prompt": config.prompt, "loss": config.distill.loss, "seed": config.seed, "seconds": seconds,
            "prompt_accuracy": attributes["prompt"], "janus": metrics["janus"]}
     if "colour" in metrics:
         row["colour"] = metrics["colour"]
-    if image is not None:
+    if config.image is not None:
         row["image_accuracy"] = attributes["visual_prompt"]
         row["style_accuracy"] = style_accuracy(attributes)
     return row
