@@ -176,7 +176,7 @@ CLAIMS = (
      ("text", "prompt_all", "style_all", "texture_all", "floaters", "colour_error")),
     ("visual_prompt", "VPCSM takes the visual prompt's look (texture and style alignment) while the text keeps the subject",
      (("vpcsm", "vpcsm_texture_fusion"),), ("style_all",)),
-    ("pag", "PAG helps", (("vpcsm", "csm"),), ("text", "prompt_all", "style_all", "texture_all", "floaters")),
+    ("pag", "PAG helps", (("vpcsm", "csm"), ("vpcsm_pag5", "csm")), ("text", "prompt_all", "style_all", "texture_all", "floaters")),
     ("sgc", "SGC improves text alignment and geometry", (("vpcsm", "vpcsm_no_sgc"),),
      ("text", "prompt_all", "agreement", "flip", "floaters", "outside_shape", "holes", "janus_rate", "multi_faced")),
 )
@@ -215,9 +215,15 @@ def claim_verdicts(assets: list[dict], summary: dict) -> list[dict]:
             holds = all(x["above"] for x in absolute) and "against" not in readings
         verdicts.append({"key": key, "claim": text, "holds": bool(holds and comparisons), "comparisons": comparisons,
                          "absolute": absolute, "variants": list(dict.fromkeys(v for pair in pairs for v in pair)),
-                         "per_baseline": {b: pair_reading([c["reading"] for c in comparisons if (c["a"], c["b"]) == (a, b)])
+                         "per_baseline": {pair_label(a, b, pairs): pair_reading([c["reading"] for c in comparisons if (c["a"], c["b"]) == (a, b)])
                                           for a, b in pairs}})
     return verdicts
+
+
+def pair_label(a: str, b: str, pairs: tuple[tuple[str, str], ...]) -> str:
+    """The baseline's name, or 'a vs b' where the claim compares two variants with the same baseline
+    (PAG at 1 and at 5, each against csm)."""
+    return b if sum(other == b for _, other in pairs) == 1 else f"{a} vs {b}"
 
 
 def pair_reading(readings: list[str]) -> str:

@@ -75,6 +75,8 @@ VARIANTS = (
             kinds=("style",), mode="texture"),
     Variant("vpcsm_no_view_words", "ablation", "VPCSM without view-dependent prompts",
             overrides=("prior.view_dependent_prompts=false",)),
+    Variant("vpcsm_pag5", "ablation", "VPCSM with PAG 5, where its term is about 9% of the classifier term (PAG 1: 2%; "
+            "benchmarks/results/pag_sweep.json)", overrides=("distill.pag_scale=5",)),
     Variant("csm", "baseline (preset settings)",
             "CSM: the classifier term on inverted noise, that is VPCSM without PAG", loss="csm"),
     Variant("csd", "baseline (preset settings)", "CSD (classifier term, random noise)", loss="csd"),

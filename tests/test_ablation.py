@@ -168,8 +168,10 @@ def test_quick_grid_on_two_cases_runs_in_pieces_and_reports(tmp_path):
     assert [c["key"] for c in results["claims"]] == ["csm_vs_sds", "visual_prompt", "pag", "sgc"]
     claims = {c["key"]: c for c in results["claims"]}
     assert claims["csm_vs_sds"]["per_baseline"] == {"sds": "not compared", "sds_cfg100": "not compared", "csd": "not compared"}
-    assert set(claims["pag"]["per_baseline"]) == {"csm"}  # vpcsm against csm, both in the quick grid
-    assert "Against each baseline: `csm`:" in (tmp_path / "doc" / "ablation.md").read_text()
+    # vpcsm against csm, both in the quick grid; PAG at scale 5 is not in it
+    assert set(claims["pag"]["per_baseline"]) == {"vpcsm vs csm", "vpcsm_pag5 vs csm"}
+    assert claims["pag"]["per_baseline"]["vpcsm vs csm"] != "not compared" == claims["pag"]["per_baseline"]["vpcsm_pag5 vs csm"]
+    assert "Against each baseline: `vpcsm vs csm`:" in (tmp_path / "doc" / "ablation.md").read_text()
     assert {"janus_rate", "multi_faced", "colour_error"} <= set(default)  # the world's own measures reach the report
     doc = (tmp_path / "doc" / "ablation.md").read_text()
     assert "QUICK GRID" in doc and doc.count("### ") == 4
