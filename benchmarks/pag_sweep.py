@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ablation_grid import EXPORT_OVERRIDES
 from machine import command_line, describe_machine
 
 from tv3dg.atomic import write_text_atomic
@@ -30,7 +31,7 @@ TARGET_RATIO = 0.10
 def term_sizes(prompt: str, scale: float, steps: int, seed: int, out: Path) -> dict:
     """Mean RMS of each term over every step of one run at this PAG scale."""
     config = build_config("mini", {"prompt": prompt, "seed": seed, "steps": steps, "distill": {"pag_scale": scale}},
-                          ["export.turntable_frames=8", "export.mesh.texture=false"])
+                          list(EXPORT_OVERRIDES))
     logs: list[dict] = []
     generate(config, out, progress=False, on_step=lambda step, values, gaussians: logs.append(values))
     classifier = float(np.mean([entry["classifier_rms"] for entry in logs]))

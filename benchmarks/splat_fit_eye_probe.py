@@ -30,7 +30,7 @@ from tv3dg.gaussians.optim import build_optimizer, update_learning_rates
 from tv3dg.init.initializers import initial_gaussians
 from tv3dg.pipeline.config import GenerateConfig, build_config
 from tv3dg.pipeline.outputs import render_view_output, view_cameras
-from tv3dg.pipeline.run import training_cameras
+from tv3dg.pipeline.run import WHITE, training_cameras
 from tv3dg.priors.mini.architecture import IMAGE_SIZE
 from tv3dg.priors.mini.classifier import load_classifier
 from tv3dg.priors.mini.evaluate import object_prompt
@@ -38,7 +38,6 @@ from tv3dg.priors.mini.world import HIDDEN_EMBLEM_PX, VISIBLE_EMBLEM_PX, WorldOb
 from tv3dg.render.cameras import turntable_azimuths
 from tv3dg.render.rasterizer import rasterize
 
-WHITE = torch.ones(3)
 
 
 def fit(obj: WorldObject, config: GenerateConfig, steps: int, generator: torch.Generator) -> Gaussians:
