@@ -11,7 +11,8 @@ from torch import Tensor
 
 from tv3dg.priors.config import MINI
 from tv3dg.priors.mini.captions import parse_caption, vocabulary
-from tv3dg.priors.mini.classifier import ATTRIBUTE_NAMES, classify, load_classifier
+from tv3dg.priors.mini.classifier import ATTRIBUTE_NAMES, EMBLEM, classify, load_classifier
+from tv3dg.priors.mini.eyes import eyes_seen
 from tv3dg.priors.mini.paths import PACKAGE_WEIGHTS
 from tv3dg.priors.mini.shape_prior import load_shape_prior
 from tv3dg.priors.mini.world import WorldObject, render_objects
@@ -20,7 +21,9 @@ from tv3dg.render.cameras import Cameras
 
 
 class WorldAttributeReader:
-    """Shape, colour, pattern and whether the eyes show, read by the separately trained classifier.
+    """Shape, colour and pattern read by the separately trained classifier; whether the eyes show,
+    by their structure (`tv3dg.priors.mini.eyes`), which unlike the classifier reads no eyes into
+    the texture of distilled assets.
 
     The eyes are a reading only, never a target: a prompt names the object, not the side seen.
     """
@@ -32,7 +35,9 @@ class WorldAttributeReader:
         self.model = load_classifier()
 
     def read_images(self, images: Tensor) -> dict[str, list[str]]:
-        return classify(images, self.model)
+        read = classify(images, self.model)
+        read["emblem"] = [EMBLEM[int(seen)] for seen in eyes_seen(images).tolist()]
+        return read
 
     def read_prompt(self, prompt: str) -> dict[str, str]:
         parsed = parse_caption(prompt)
