@@ -1,7 +1,7 @@
-"""Read the assets a `mini_quality.py --keep DIR` run left behind again, with today's classifier.
+"""Read the assets a `mini_quality.py --keep DIR` run left behind again, with today's readers.
 
-The Janus rate is a reading, and a reading can be wrong: when the classifier changes, the
-assets need not be generated again. Each kept run is restored from its final checkpoint and
+The Janus rate is a reading, and a reading can be wrong: when the reader changes (the classifier,
+or the eye finder that reads the Janus rate), the assets need not be generated again. Each kept run is restored from its final checkpoint and
 measured as `tv3dg generate` measures it; the row keeps the reading the run made at the time.
 
     python benchmarks/reread_quality.py /tmp/kept --out benchmarks/results/mini_quality_reread.json

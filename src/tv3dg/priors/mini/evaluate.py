@@ -4,9 +4,11 @@
   side of the orbit, the eyes counted only on views where they clearly show or clearly do not;
 - the eyes on views blurred and mottled as distilled assets are, where a false reading is a false Janus;
 - VAE: the share of renders whose reconstruction the classifier reads exactly as the render;
+- the eye finder, which reads the Janus rate: how often it sees the eyes on fresh fronts and on
+  backs, as rendered and through the VAE;
 - text samples: "a [small] [shiny] {colour} {pattern} {shape}" drawn with no view word and with
-  the generator's own "..., front view", "..., side view" and "..., back view", read by the
-  classifier: the attributes, and how often the eyes show after each view word;
+  the generator's own "..., front view", "..., side view" and "..., back view": the attributes
+  read by the classifier, and how often the eye finder sees eyes after each view word;
 - image-prompted samples: the text names only a shape, the visual prompt shows another shape;
   how often the sample takes colour and pattern from the image and the shape from the text;
 - shape prior: distance of its points to the true surface and of the surface to its points.
@@ -29,6 +31,7 @@ from tv3dg.priors.diffusers_prior import DiffusersPrior
 from tv3dg.priors.mini.architecture import IMAGE_SIZE
 from tv3dg.priors.mini.captions import with_article
 from tv3dg.priors.mini.classifier import AttributeClassifier, blur, emblem_labels, load_classifier
+from tv3dg.priors.mini.eyes import eyes_seen
 from tv3dg.priors.mini.paths import PACKAGE_WEIGHTS, WeightPaths
 from tv3dg.priors.mini.shape_prior import load_shape_prior, surface_points
 from tv3dg.priors.mini.world import SHAPES, WorldObject, any_cameras, photo_cameras, random_objects, render_objects, shape_sdf
@@ -96,11 +99,32 @@ def softened_eye_reading(model: AttributeClassifier, count: int = 1000) -> dict[
 
 
 @torch.no_grad()
+def reconstructed(vae: AutoencoderKL, images: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    return torch.cat([((vae.decode(vae.encode(images[i : i + chunk] * 2 - 1).latent_dist.mean).sample + 1) / 2).clamp(0, 1)
+                      for i in range(0, len(images), chunk)])
+
+
+def eye_finder_reading(vae: AutoencoderKL, count: int = 500) -> dict[str, float]:
+    """Share of views where the eye finder sees eyes: fresh objects from the front (within 30 deg,
+    at photo elevations) and from behind (beyond 135 deg), as rendered and through the VAE."""
+    generator = torch.Generator().manual_seed(EVAL_SEED + 3)
+    objects = random_objects(count, generator)
+    elevation = torch.rand(count, generator=generator) * 30
+    azimuths = {"fronts": torch.rand(count, generator=generator) * 60 - 30,
+                "backs": 180 + torch.rand(count, generator=generator) * 90 - 45}
+    result = {}
+    for side, azimuth in azimuths.items():
+        images = render_objects(objects, orbit_cameras(elevation, azimuth, SHEET_RADIUS, SHEET_FOV, IMAGE_SIZE)).rgb
+        result[f"{side}_read"] = float(eyes_seen(images).float().mean())
+        result[f"{side}_read_after_vae"] = float(eyes_seen(reconstructed(vae, images)).float().mean())
+    return result
+
+
+@torch.no_grad()
 def reconstruction_agreement(vae: AutoencoderKL, model: AttributeClassifier, count: int = 1000) -> dict[str, float]:
     """Share of renders whose VAE reconstruction the classifier reads as it reads the render."""
     images, _, eyes = fresh_views(count, seed=EVAL_SEED + 1)
-    recon = torch.cat([((vae.decode(vae.encode(images[i : i + 256] * 2 - 1).latent_dist.mean).sample + 1) / 2).clamp(0, 1)
-                       for i in range(0, len(images), 256)])
+    recon = reconstructed(vae, images)
     direct, through = _readings(model, images), _readings(model, recon)
     same = {name: direct[name] == through[name] for name in direct}
     _, clear = emblem_labels(eyes)  # as in classifier_accuracy: grazing eyes are neither seen nor hidden
@@ -142,7 +166,7 @@ def text_samples(prior: DiffusersPrior, classifier: AttributeClassifier, config:
         for name, ok in zip(ATTRIBUTES, right):
             hits[name] += ok.tolist()
         hits["all"] += torch.stack(right).all(dim=0).tolist()
-        for key, seen in zip(eyes, (read["emblem"] == 1).tolist()):
+        for key, seen in zip(eyes, eyes_seen(samples).tolist()):
             eyes[key].append(seen)
         if len(sheet) < 8:
             sheet.append(torch.cat([_front_render(obj), samples]))
@@ -211,6 +235,7 @@ def evaluate(config: PriorCheckConfig, sheet_dir: Path | None = None, paths: Wei
         "classifier_accuracy": classifier_accuracy(classifier),
         "classifier_on_softened_views": softened_eye_reading(classifier),
         "vae_agreement": reconstruction_agreement(vae, classifier),
+        "eye_finder": eye_finder_reading(vae),
         "text_conditioned": text_scores,
         "image_prompted": image_scores,
         "shape_prior": shape_prior_surface_error(generator, paths.shape_prior),
