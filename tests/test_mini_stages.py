@@ -19,7 +19,7 @@ from tv3dg.priors.mini.export import export_prior, load_exported_prior
 from tv3dg.priors.mini.paths import WeightPaths
 from tv3dg.priors.mini.prior_modules import PriorModules
 from tv3dg.priors.mini.stages import train
-from tv3dg.priors.mini.training import STAGES, TRAINING_PLAN, MiniTrainConfig, plain_words
+from tv3dg.priors.mini.training import STAGES, TRAINING_PLAN, MiniTrainConfig, eye_region_weights, plain_words
 from tv3dg.priors.mini.world import HIDDEN_EMBLEM_PX, VISIBLE_EMBLEM_PX
 
 
@@ -44,6 +44,12 @@ def test_every_stage_runs_and_hands_its_weights_to_the_next(tmp_path):
     assert photos.emblem_mask.shape == (96, 1, LATENT_SIZE, LATENT_SIZE) and photos.emblem_mask.dtype == torch.uint8
     assert photos.emblem_mask[photos.emblem_px >= VISIBLE_EMBLEM_PX].amax(dim=(1, 2, 3)).min() > 0
     assert photos.emblem_mask[photos.emblem_px == 0].max() == 0
+    # and, from well behind, the cover of their mirror image, where a second face would be drawn:
+    # prior_eyes weighs both alike, so leaving a back bare counts as much as drawing a front
+    behind = (torch.remainder(photos.azimuth_deg, 360.0) - 180.0).abs() < 30.0
+    assert behind.any() and photos.back_emblem_mask[behind].amax(dim=(1, 2, 3)).min() > 0
+    loss_weights = eye_region_weights(photos, behind.nonzero().squeeze(-1), 20.0)
+    assert loss_weights.amax(dim=(1, 2, 3)).min() > 1 and photos.emblem_mask[behind].max() == 0
 
     stored = load_file(str(weights / "model" / "vae" / "diffusion_pytorch_model.safetensors"))
     assert {t.dtype for t in stored.values()} == {torch.float16}  # stored small

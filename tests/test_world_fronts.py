@@ -22,15 +22,22 @@ def test_world_has_the_required_variety():
 
 @pytest.mark.parametrize("size", range(len(SIZES)))
 def test_the_eyes_are_seen_from_the_front_and_hidden_from_behind(size: int):
-    """Every shape shows its eyes at 0 deg azimuth and none beyond 135 deg, at the photo elevations."""
+    """Every shape shows its eyes at 0 deg azimuth and none beyond 135 deg, at the photo elevations;
+    their mirror image on the back (where a second face would be drawn) the other way round."""
     objects = [WorldObject(shape, shape % len(COLOUR_NAMES), shape % len(PATTERNS), shape % 2, size) for shape in range(len(SHAPES))]
     n = len(objects)
+
+    def pixels(coverage: torch.Tensor) -> torch.Tensor:
+        return coverage.sum(dim=(1, 2, 3))
+
     for elevation in (0.0, 25.0):
-        front = render_objects(objects, orbit_cameras(torch.full((n,), elevation), 0.0, 3.2, 40.0, 64)).emblem_pixels()
-        assert (front >= VISIBLE_EMBLEM_PX).all(), front
+        front = render_objects(objects, orbit_cameras(torch.full((n,), elevation), 0.0, 3.2, 40.0, 64))
+        assert (front.emblem_pixels() >= VISIBLE_EMBLEM_PX).all(), front.emblem_pixels()
+        assert (pixels(front.back_emblem) < HIDDEN_EMBLEM_PX).all(), pixels(front.back_emblem)
         for azimuth in (135.0, 180.0, -150.0):
-            back = render_objects(objects, orbit_cameras(torch.full((n,), elevation), azimuth, 3.2, 40.0, 64)).emblem_pixels()
-            assert (back < HIDDEN_EMBLEM_PX).all(), (azimuth, back)
+            back = render_objects(objects, orbit_cameras(torch.full((n,), elevation), azimuth, 3.2, 40.0, 64))
+            assert (back.emblem_pixels() < HIDDEN_EMBLEM_PX).all(), (azimuth, back.emblem_pixels())
+            assert (pixels(back.back_emblem) >= VISIBLE_EMBLEM_PX).all(), (azimuth, pixels(back.back_emblem))
 
 
 def test_a_shiny_surface_changes_with_the_camera_and_a_matte_one_does_not():

@@ -31,6 +31,7 @@ class RenderPool:
     attributes: Tensor  # [N, 5] long: shape, colour, pattern, material, size
     emblem_px: Tensor  # [N] output pixels covered by the eyes
     emblem_mask: Tensor  # [N, 1, H/VAE_FACTOR, W/VAE_FACTOR] uint8: the eyes' coverage of each latent cell, 255 = full
+    back_emblem_mask: Tensor  # the same for the eyes mirrored onto the back, where a second face would be drawn
     elevation_deg: Tensor  # [N]
     azimuth_deg: Tensor  # [N]
 
@@ -47,11 +48,17 @@ class RenderPool:
 CameraSampler = Callable[[int, int, torch.Generator], Cameras]
 
 
+def latent_cell_cover(coverage: Tensor) -> Tensor:
+    """[B, 1, H/VAE_FACTOR, W/VAE_FACTOR] uint8: a pixel coverage map's mean over each latent cell, 255 = full."""
+    return (F.avg_pool2d(coverage, VAE_FACTOR) * 255).round().to(torch.uint8)
+
+
 def render_pool(count: int, size: int, seed: int, cameras: CameraSampler, chunk: int = 256,
                 progress: Callable[[int], None] | None = None) -> RenderPool:
     """`count` random objects at cameras drawn by `cameras` (deterministic in `seed`)."""
     generator = torch.Generator().manual_seed(seed)
-    parts: dict[str, list[Tensor]] = {k: [] for k in ("images", "attributes", "emblem_px", "emblem_mask", "elevation_deg", "azimuth_deg")}
+    parts: dict[str, list[Tensor]] = {k: [] for k in ("images", "attributes", "emblem_px", "emblem_mask", "back_emblem_mask",
+                                                 "elevation_deg", "azimuth_deg")}
     for start in range(0, count, chunk):
         n = min(chunk, count - start)
         objects = random_objects(n, generator)
@@ -60,7 +67,8 @@ def render_pool(count: int, size: int, seed: int, cameras: CameraSampler, chunk:
         parts["images"].append((render.rgb * 255).round().to(torch.uint8))
         parts["attributes"].append(torch.tensor([o.as_row() for o in objects]))
         parts["emblem_px"].append(render.emblem_pixels())
-        parts["emblem_mask"].append((F.avg_pool2d(render.emblem, VAE_FACTOR) * 255).round().to(torch.uint8))
+        parts["emblem_mask"].append(latent_cell_cover(render.emblem))
+        parts["back_emblem_mask"].append(latent_cell_cover(render.back_emblem))
         parts["elevation_deg"].append(views.elevation_deg)
         parts["azimuth_deg"].append(views.azimuth_deg)
         if progress is not None:

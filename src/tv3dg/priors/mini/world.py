@@ -7,8 +7,9 @@ multi-faced (Janus) asset that can be counted. An object is (shape, colour, patt
 size); it sits at the origin inside the unit sphere, is lit by two lights fixed in the world,
 and a shiny material adds a highlight that moves with the camera. Rendering is sphere tracing
 of exact signed distance functions, supersampled; cameras are `tv3dg.render.cameras.Cameras`.
-Images: white background, `rgb` composited, `alpha` coverage, `depth` camera-frame z, and
-`emblem` the coverage of the eyes (how much of the front shows).
+Images: white background, `rgb` composited, `alpha` coverage, `depth` camera-frame z,
+`emblem` the coverage of the eyes (how much of the front shows) and `back_emblem` the coverage
+of their mirror image on the back, which no object has: where a second face would be drawn.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ class WorldRender:
     alpha: Tensor  # [B, 1, H, W] coverage in [0, 1]
     depth: Tensor  # [B, 1, H, W] camera-frame z of the surface, coverage-weighted mean, 0 where empty
     emblem: Tensor  # [B, 1, H, W] coverage of the eyes in [0, 1]
+    back_emblem: Tensor  # [B, 1, H, W] coverage of the eyes mirrored onto the back (z -> -z), never drawn
 
     def emblem_pixels(self) -> Tensor:
         """[B] how many output pixels the eyes cover: the ground truth of 'the front is seen'."""
@@ -124,6 +126,7 @@ _EYE_HEIGHT = (0.15, 0.15, 0.15, -0.12, 0.6, -0.14, 0.15, 0.12, 0.12, 0.2)
 """Height of the eyes on each shape's front: on the torus they sit on the ring above the hole."""
 _EYE_SPREAD = (0.2, 0.2, 0.2, 0.17, 0.17, 0.18, 0.18, 0.18, 0.2, 0.19)
 """Half the distance between the eyes."""
+_MIRROR_Z = torch.tensor([1.0, 1.0, -1.0])
 
 
 def shape_sdf(shape: int, points: Tensor, scale: float = 1.0) -> Tensor:
@@ -184,6 +187,7 @@ def render_objects(objects: list[WorldObject], cameras: Cameras, supersample: in
     alpha = torch.zeros(batch, rays)
     depth = torch.zeros(batch, rays)
     emblem = torch.zeros(batch, rays)
+    back_emblem = torch.zeros(batch, rays)
     rows_of = torch.tensor([[o.shape, o.size] for o in objects])
     for shape, size in rows_of.unique(dim=0).tolist():
         rows = ((rows_of[:, 0] == shape) & (rows_of[:, 1] == size)).nonzero().squeeze(-1)
@@ -201,11 +205,14 @@ def render_objects(objects: list[WorldObject], cameras: Cameras, supersample: in
         attrs = torch.tensor([objects[i].as_row() for i in per_ray.tolist()], dtype=torch.long).reshape(-1, 5)
         local = points / scale
         albedo = surface_albedo(attrs[:, 1], attrs[:, 2], local)
-        white, pupil = eye_masks(torch.full((len(points),), shape), local, normals)
+        shapes = torch.full((len(points),), shape)
+        white, pupil = eye_masks(shapes, local, normals)
+        mirrored_white, _ = eye_masks(shapes, local * _MIRROR_Z, normals * _MIRROR_Z)
         albedo = torch.where(white.unsqueeze(-1), torch.tensor(EYE_WHITE), albedo)
         albedo = torch.where(pupil.unsqueeze(-1), torch.tensor(EYE_PUPIL), albedo)
         shaded = shade(albedo, normals, -d[hit], attrs[:, 3] == 1)
-        for target, values in ((colour, shaded), (emblem, white.float()), (alpha, torch.ones(len(points))),
+        for target, values in ((colour, shaded), (emblem, white.float()), (back_emblem, mirrored_white.float()),
+                               (alpha, torch.ones(len(points))),
                                (depth, t[hit] / z_scale[rows].reshape(-1)[hit])):
             flat = torch.zeros(o.shape[0], *values.shape[1:])
             flat[hit] = values
@@ -220,6 +227,7 @@ def render_objects(objects: list[WorldObject], cameras: Cameras, supersample: in
     return WorldRender(
         rgb=rgb.clamp(0, 1).contiguous(), alpha=a.contiguous(),
         depth=torch.where(a > 0, mean_depth, torch.zeros_like(a)).contiguous(), emblem=pool(emblem.unsqueeze(-1)).contiguous(),
+        back_emblem=pool(back_emblem.unsqueeze(-1)).contiguous(),
     )
 
 
