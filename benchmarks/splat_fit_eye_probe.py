@@ -1,5 +1,5 @@
 """Is the eye reading right on splats? Gaussians fitted to renders of true world objects, whose
-eyes are known, read by the shipped classifier.
+eyes are known, read by the shipped classifier and by the eye finder that reads the Janus rate.
 
 A distilled asset is soft, blotchy and haloed, and the classifier was trained on sphere-traced
 renders; `eye_reading_probe.py` imitates that with blur and mottle. Here the imitation is a real
@@ -34,6 +34,7 @@ from tv3dg.pipeline.run import WHITE, training_cameras
 from tv3dg.priors.mini.architecture import IMAGE_SIZE
 from tv3dg.priors.mini.classifier import load_classifier
 from tv3dg.priors.mini.evaluate import object_prompt
+from tv3dg.priors.mini.eyes import eyes_seen
 from tv3dg.priors.mini.world import HIDDEN_EMBLEM_PX, VISIBLE_EMBLEM_PX, WorldObject, random_objects, render_objects
 from tv3dg.render.cameras import turntable_azimuths
 from tv3dg.render.rasterizer import rasterize
@@ -70,26 +71,29 @@ def main() -> None:
     objects = random_objects(args.objects, torch.Generator().manual_seed(args.seed))
     cameras = view_cameras(config.export, IMAGE_SIZE)
     back = back_views(turntable_azimuths(len(cameras)))
+    readers = {"classifier": lambda views: classifier.classify(views)["emblem"] == 1, "eye finder": eyes_seen}
     rows, sheet = [], []
     for steps in args.steps:
-        counts = {"back_views": 0, "back_read_visible": 0, "front_views_showing_eyes": 0, "front_read_visible": 0}
+        counts = {name: {"back_views": 0, "back_read_visible": 0, "front_views_showing_eyes": 0, "front_read_visible": 0}
+                  for name in readers}
         for index, obj in enumerate(objects):
             truth = render_objects([obj] * len(cameras), cameras).emblem_pixels()
             gaussians = fit(obj, config, steps, torch.Generator().manual_seed(args.seed + index))
             renders, _ = render_view_output(gaussians.detached_copy("cpu"), config.export, IMAGE_SIZE, WHITE)
-            seen = classifier.classify(renders)["emblem"] == 1
             sheet.append(torch.cat(list(renders), dim=2))
             hidden = back & (truth < HIDDEN_EMBLEM_PX)
             showing = truth >= VISIBLE_EMBLEM_PX
-            counts["back_views"] += int(hidden.sum())
-            counts["back_read_visible"] += int((seen & hidden).sum())
-            counts["front_views_showing_eyes"] += int(showing.sum())
-            counts["front_read_visible"] += int((seen & showing).sum())
-        row = {"steps": steps, **counts,
-               "false_eyes_on_back_views": counts["back_read_visible"] / max(counts["back_views"], 1),
-               "eyes_read_where_they_show": counts["front_read_visible"] / max(counts["front_views_showing_eyes"], 1)}
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+            for name, read in readers.items():
+                seen = read(renders)
+                counts[name]["back_views"] += int(hidden.sum())
+                counts[name]["back_read_visible"] += int((seen & hidden).sum())
+                counts[name]["front_views_showing_eyes"] += int(showing.sum())
+                counts[name]["front_read_visible"] += int((seen & showing).sum())
+        for name, c in counts.items():
+            rows.append({"steps": steps, "reader": name, **c,
+                         "false_eyes_on_back_views": c["back_read_visible"] / max(c["back_views"], 1),
+                         "eyes_read_where_they_show": c["front_read_visible"] / max(c["front_views_showing_eyes"], 1)})
+            print(json.dumps(rows[-1]), flush=True)
     if args.sheet is not None:
         save_image(args.sheet, to_uint8(torch.cat(sheet, dim=1).permute(1, 2, 0)))
     record = {"command": command_line(__file__), "machine": describe_machine(), "objects": args.objects, "rows": rows}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tv3dg.priors.mini.classifier import blur
 from tv3dg.priors.mini.eyes import eyes_seen
 from tv3dg.priors.mini.registration import WorldAttributeReader
 from tv3dg.priors.mini.world import HIDDEN_EMBLEM_PX, VISIBLE_EMBLEM_PX, random_objects, render_objects
@@ -13,8 +14,8 @@ from tv3dg.render.cameras import orbit_cameras
 
 
 def test_it_sees_the_eyes_of_fresh_fronts_and_none_from_behind():
-    """Measured on 600 objects: 93.5% of fronts, 0 of 600 backs. The bound on fronts leaves room for
-    the sampling spread of 120 objects (binomial std about 2.5 points)."""
+    """Measured on 600 objects: 91% of fronts, 0 of 600 backs. The bound on fronts leaves room for
+    the sampling spread of 120 objects (binomial std about 2.6 points)."""
     generator = torch.Generator().manual_seed(11)
     n = 120
     objects = random_objects(n, generator)
@@ -42,11 +43,12 @@ def _disc(image: torch.Tensor, x: int, y: int, radius: float, value: float) -> N
     ("eye", True),  # one eye (a smeared pair, or a turned head) is a front too
     ("dot", False),  # a dark pattern dot on the body
     ("highlight", False),  # a white disc with no pupil
+    ("soft eye", True),  # an eye blurred as a splat draws it, paler and greyer than drawn
 ])
 def test_an_eye_is_a_dark_pupil_ringed_by_eye_white(marks: str, expected: bool):
     image = torch.ones(1, 3, 64, 64)
     image[:, :, 10:54, 10:54] = torch.tensor([0.7, 0.1, 0.1])[:, None, None]  # a red body
-    if marks in ("pair", "eye"):
+    if marks in ("pair", "eye", "soft eye"):
         _eye(image[0], 27, 30)
     if marks == "pair":
         _eye(image[0], 37, 30)
@@ -54,6 +56,8 @@ def test_an_eye_is_a_dark_pupil_ringed_by_eye_white(marks: str, expected: bool):
         _disc(image[0], 30, 30, 1.5, 0.04)
     if marks == "highlight":
         _disc(image[0], 30, 30, 3.2, 0.67)
+    if marks == "soft eye":
+        image = 0.6 * blur(image) + 0.4 * image.mean(dim=(2, 3), keepdim=True)  # blurred, contrast halved
     assert bool(eyes_seen(image)) is expected
 
 

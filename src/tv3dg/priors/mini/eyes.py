@@ -4,54 +4,65 @@ The Janus reading asks of each view whether it shows a front. The attribute clas
 from clean renders, and on distilled assets, which are blurred, mottled and haloed, it reads eyes
 into texture: on a hand-labelled set of such views where a person sees no eye it read eyes on more
 than half (`benchmarks/janus_labels.py`), and heavier augmentation in its training did not cure
-it. This finder reads no texture: a view shows an eye only where a dark pupil sits inside a ring
-of light, colourless pixels, which the world's colours, patterns and background never make. One
-eye is enough: the prior often draws a smeared eye or two merged into one, and any eye on a back
-is a front drawn where none belongs.
+it. This finder reads no texture. An eye is a pupil darker than nearly all of the ring around it,
+a ring lighter than the body around it and either paler (less colourful) than the body or
+clearly lighter, all on the object, not at its edge against the background. One eye is enough:
+the prior often draws a smear or a single eye, and any eye on a back is a front drawn there.
+
+Everything is relative to the neighbourhood, so a soft eye on a splat still counts; the
+thresholds were set on clean renders, Gaussians fitted to true objects and distilled assets
+without eyes (`benchmarks/splat_fit_eye_probe.py`, `benchmarks/janus_labels.py`).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-LIGHT_MIN = 0.5
-"""An eye white's brightness (mean of RGB). Lit from the front it is about 0.67; the bodies of
-the world's colours are darker, except where a shiny highlight falls."""
-CHROMA_MAX = 0.15
-"""An eye white is grey: its channels differ by less than this (the world's colours differ by more)."""
-BACKGROUND_MIN = 0.995
-"""Brighter than this is the white background, not an eye."""
-PUPIL_MAX = 0.25
-"""A pupil's brightness at most (about 0.04 when rendered)."""
-RING_RADII = (1.5, 2.6)
-"""The ring around a pupil, in pixels at 64 px: the eye's radius is about 3.2 px on a regular
-object and 2.3 px on a small one, the pupil's 1.5 and 1."""
-RING_WHITE_MIN = 8
-"""At least this many of the ring's 12 pixels are eye white. With 6 (half), the grey haze around a
-distilled asset's dark edge passes for a ring; with 8 it does not, and 92% of clean fronts still
-show an eye."""
 IMAGE_SIZE = 64
+PUPIL_CONTRAST = 0.1
+"""A ring pixel is lighter than the pupil (the mean of the centre pixel and its 4 neighbours) by this."""
+RING_LIGHTER_MIN = 11
+"""... and at least this many of the ring's 12 pixels (1.5-2.6 px from the centre) are."""
+PALER_BY = 0.05
+"""The ring's mean chroma (max - min of RGB) is below the body's (the ring 3.5-4.7 px out) by this,"""
+LIGHTER_BY = 0.12
+"""or the ring's brightness is above the body's by this (an eye on a grey body is not paler)."""
+BACKGROUND_MIN = 0.97
+"""A pixel this bright is background; at most 2 of the body ring's 32 pixels may be."""
 
 
-def _ring_kernel() -> Tensor:
-    size = 2 * int(RING_RADII[1]) + 1
-    offsets = torch.arange(size) - size // 2
-    distance = (offsets[:, None].float() ** 2 + offsets[None, :].float() ** 2).sqrt()
-    return ((distance >= RING_RADII[0]) & (distance <= RING_RADII[1])).float()[None, None]
+def _ring(inner: float, outer: float) -> list[tuple[int, int]]:
+    reach = int(outer) + 1
+    return [(dy, dx) for dy in range(-reach, reach + 1) for dx in range(-reach, reach + 1)
+            if inner <= (dy * dy + dx * dx) ** 0.5 <= outer]
+
+
+CENTRE, RING, BODY = _ring(0.0, 1.0), _ring(1.5, 2.6), _ring(3.5, 4.7)
+
+
+def _at(image: Tensor, offset: tuple[int, int]) -> Tensor:
+    """[B, H, W]: each pixel's neighbour at `offset` (the views' borders are background)."""
+    return torch.roll(image, shifts=(-offset[0], -offset[1]), dims=(-2, -1))
+
+
+def _mean(image: Tensor, offsets: list[tuple[int, int]]) -> Tensor:
+    return sum(_at(image, o) for o in offsets) / len(offsets)
 
 
 def pupils(rgb: Tensor) -> Tensor:
-    """[B, H, W] bool: dark pixels ringed by eye white, in views [B, 3, H, W] in [0, 1] at 64 px."""
+    """[B, H, W] bool: pixels that are the pupil of an eye, in views [B, 3, H, W] in [0, 1] at 64 px."""
     if rgb.shape[-1] != IMAGE_SIZE or rgb.shape[-2] != IMAGE_SIZE:
         raise ValueError(f"the eye finder reads {IMAGE_SIZE}-px views, got {tuple(rgb.shape[-2:])}")
-    brightness = rgb.mean(1, keepdim=True)
-    chroma = rgb.amax(1, keepdim=True) - rgb.amin(1, keepdim=True)
-    white = ((chroma < CHROMA_MAX) & (brightness > LIGHT_MIN) & (brightness < BACKGROUND_MIN)).float()
-    kernel = _ring_kernel()
-    ringed = F.conv2d(white, kernel, padding=kernel.shape[-1] // 2) >= RING_WHITE_MIN
-    return ((brightness < PUPIL_MAX) & ringed)[:, 0]
+    brightness = rgb.mean(1)
+    chroma = rgb.amax(1) - rgb.amin(1)
+    centre = _mean(brightness, CENTRE)
+    ringed = sum((_at(brightness, o) > centre + PUPIL_CONTRAST).float() for o in RING) >= RING_LIGHTER_MIN
+    ring_light, body_light = _mean(brightness, RING), _mean(brightness, BODY)
+    paler = _mean(chroma, RING) <= _mean(chroma, BODY) - PALER_BY
+    white = (ring_light > body_light) & (paler | (ring_light >= body_light + LIGHTER_BY))
+    on_object = sum((_at(brightness, o) >= BACKGROUND_MIN).float() for o in BODY) <= 2
+    return ringed & white & on_object
 
 
 def eyes_seen(rgb: Tensor) -> Tensor:
