@@ -7,7 +7,7 @@ import torch
 
 from tv3dg.eval.colour import read_colour
 from tv3dg.eval.janus import JanusReading, back_views, multi_faced_share, read_janus
-from tv3dg.priors.mini.captions import caption, parse_caption, vocabulary
+from tv3dg.priors.mini.captions import CaptionPlan, caption, parse_caption, vocabulary
 from tv3dg.priors.mini.world import (
     _KEY_LIGHT, COLOUR_NAMES, HIDDEN_EMBLEM_PX, MATERIALS, PATTERNS, SHAPES, SIZES, VISIBLE_EMBLEM_PX, WorldObject, photo_cameras,
     random_objects, render_objects, shade,
@@ -102,6 +102,18 @@ def test_every_generated_caption_reads_back_as_its_object_and_view():
         with_view += parsed.view is not None
         assert set(__import__("re").findall(r"[a-z0-9]+", text)) <= words, text
     assert 0.15 < with_view / len(objects) < 0.45
+
+
+def test_a_plan_can_name_every_view_but_the_front():
+    """prior_eyes names every side, back and overhead view, and fronts at the photo rate, so that a
+    caption without a view word is a front."""
+    generator = torch.Generator().manual_seed(2)
+    plan = CaptionPlan(view_prob=0.3, other_view_prob=1.0)
+    obj = WorldObject(1, 0, 1, 0, 0)
+    for view in ("side", "back", "overhead"):
+        assert all(parse_caption(caption(obj, view, generator, plan)).view == view for _ in range(50))
+    fronts = [parse_caption(caption(obj, "front", generator, plan)).view for _ in range(400)]
+    assert set(fronts) == {None, "front"} and 0.2 < fronts.count("front") / len(fronts) < 0.4
 
 
 def test_back_views_wrap_around_and_start_beyond_120_degrees():

@@ -47,6 +47,7 @@ class CaptionPlan:
 
     appearance_prob: float = 0.5  # colour and pattern named (else the shape alone, for visual prompts)
     view_prob: float = 0.3  # the view named, in one of three wordings
+    other_view_prob: float | None = None  # the view named when it is not the front (None: as view_prob)
     small_said_prob: float = 0.7  # a small object called small
     large_said_prob: float = 0.1  # a regular one called large or big
     shiny_said_prob: float = 0.6
@@ -87,7 +88,8 @@ def caption(obj: WorldObject, view: str | None, generator: torch.Generator, plan
     if pattern_after:
         words.append(_pick(PATTERN_PHRASES[pattern], generator))
     text = " ".join(with_article(words))
-    view_form = int(torch.randint(3, (1,), generator=generator)) if view is not None and _chance(plan.view_prob, generator) else None
+    view_prob = plan.view_prob if view == "front" or plan.other_view_prob is None else plan.other_view_prob
+    view_form = int(torch.randint(3, (1,), generator=generator)) if view is not None and _chance(view_prob, generator) else None
     prefix = VIEW_PREFIXES[view] if view_form == 0 else _pick(PREFIXES, generator)
     text = f"{prefix} {text}".strip()
     suffix = _pick(SUFFIXES, generator)
