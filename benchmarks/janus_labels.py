@@ -145,7 +145,7 @@ def score(label_set: Path, classifier_path: Path, out: Path | None) -> None:
                   f"{r['read_eyes_where_labelled_bare']}; agreement {r['agreement']:.2f} ({r['unsure_left_out']} unsure left out)")
     if out is not None:
         write_text_atomic(out, json.dumps({"command": command_line(__file__), "machine": describe_machine(),
-                                           "classifier": str(classifier_path), "labelled": labels["how"], **results}, indent=1))
+                                           "classifier_weights": str(classifier_path), "labelled": labels["how"], "readers": results}, indent=1))
 
 
 def main() -> None:
