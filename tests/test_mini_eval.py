@@ -10,7 +10,8 @@ from tv3dg.cli import main
 from tv3dg.priors.mini.architecture import IMAGE_SIZE
 from tv3dg.priors.mini.captions import parse_caption
 from tv3dg.priors.mini.classifier import load_classifier
-from tv3dg.priors.mini.evaluate import PriorCheckConfig, object_prompt, text_samples
+from tv3dg.priors.mini.evaluate import PriorCheckConfig, mini_prior, object_prompt, text_samples
+from tv3dg.priors.mini.paths import PACKAGE_WEIGHTS, WeightPaths
 from tv3dg.priors.mini.world import WorldObject, render_objects
 from tv3dg.render.cameras import Cameras, orbit_cameras
 
@@ -47,3 +48,12 @@ def test_eval_of_a_weights_folder_that_is_not_one_fails_in_one_line(tmp_path, ca
     err = capsys.readouterr().err
     assert err.startswith("tv3dg: error: ") and "not a complete mini weights folder" in err and err.count("\n") == 1
     assert not (tmp_path / "eval.json").exists()
+
+
+def test_a_trial_folder_reads_prompts_as_the_package_prior_does(tmp_path):
+    """A `weights_dir=` trial is scored with the same words the registered mini prior reads."""
+    (tmp_path / "trial").symlink_to(PACKAGE_WEIGHTS.root, target_is_directory=True)  # a folder, not the package
+    package, folder = mini_prior(), mini_prior(WeightPaths(tmp_path / "trial"))
+    assert folder.config.model != package.config.model
+    text = "a small red cube on the ground, back view"
+    assert folder.known_words(text) == package.known_words(text) == ("a small red cube on the ground back view", [])

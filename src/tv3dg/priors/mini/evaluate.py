@@ -29,7 +29,7 @@ from PIL import Image
 from tv3dg.priors.config import MINI, PriorConfig
 from tv3dg.priors.diffusers_prior import DiffusersPrior
 from tv3dg.priors.mini.architecture import IMAGE_SIZE
-from tv3dg.priors.mini.captions import with_article
+from tv3dg.priors.mini.captions import vocabulary, with_article
 from tv3dg.priors.mini.classifier import AttributeClassifier, blur, emblem_labels, load_classifier
 from tv3dg.priors.mini.eyes import eyes_seen
 from tv3dg.priors.mini.paths import PACKAGE_WEIGHTS, WeightPaths
@@ -220,15 +220,24 @@ def save_sheet(rows: list[torch.Tensor], path: Path, scale: int = 2) -> None:
     image.save(path)
 
 
+def mini_prior(paths: WeightPaths = PACKAGE_WEIGHTS) -> DiffusersPrior:
+    """The prior under `paths` on the CPU: the registered mini model for the package's weights, else
+    the folder, read in the mini vocabulary all the same: without it a folder's prior would get
+    "..., back view" with a comma it never saw in training (the registered model drops it)."""
+    if paths == PACKAGE_WEIGHTS:
+        return DiffusersPrior(PriorConfig(model=MINI, ip_adapter=MINI, device="cpu"))
+    prior = DiffusersPrior(PriorConfig(model=str(paths.model), ip_adapter=str(paths.ip_adapter), device="cpu"))
+    prior.vocabulary = frozenset(vocabulary())
+    return prior
+
+
 def evaluate(config: PriorCheckConfig, sheet_dir: Path | None = None, paths: WeightPaths = PACKAGE_WEIGHTS) -> dict:
     """Every check of the model card on the weights under `paths` (the package's by default, or a
     `tv3dg mini train weights_dir=` trial's)."""
     classifier = load_classifier(paths.classifier)
     vae = AutoencoderKL.from_pretrained(paths.vae, torch_dtype=torch.float32).eval()
     generator = torch.Generator().manual_seed(EVAL_SEED)
-    prior_config = PriorConfig(model=MINI, ip_adapter=MINI, device="cpu") if paths == PACKAGE_WEIGHTS else \
-        PriorConfig(model=str(paths.model), ip_adapter=str(paths.ip_adapter), device="cpu")
-    prior = DiffusersPrior(prior_config)
+    prior = mini_prior(paths)
     text_scores, text_sheet = text_samples(prior, classifier, config, generator)
     image_scores, image_sheet = image_prompted(prior, classifier, config, generator)
     metrics = {
