@@ -28,7 +28,7 @@ from machine import command_line, describe_machine
 from tv3dg.atomic import write_text_atomic
 from tv3dg.eval.janus import back_views
 from tv3dg.gaussians.ply import load_ply
-from tv3dg.export.video import save_image
+from tv3dg.export.video import contact_sheet, save_image, to_uint8
 from tv3dg.pipeline.config import build_config
 from tv3dg.pipeline.outputs import render_view_output
 from tv3dg.pipeline.run import WHITE
@@ -53,40 +53,28 @@ def asset_views(asset_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return renders[keep], azimuth[keep]
 
 
-def to_atlas(tiles: torch.Tensor) -> torch.Tensor:
-    """[N, 3, S, S] -> [3, rows*S, COLUMNS*S], white where the last row runs out."""
-    n, _, s, _ = tiles.shape
-    rows = -(-n // COLUMNS)
-    padded = torch.ones(rows * COLUMNS, 3, s, s)
-    padded[:n] = tiles
-    return padded.reshape(rows, COLUMNS, 3, s, s).permute(2, 0, 3, 1, 4).reshape(3, rows * s, COLUMNS * s)
+def tile_images(tiles: torch.Tensor) -> list[np.ndarray]:
+    """[N, 3, S, S] in [0, 1] -> N uint8 images [S, S, 3]."""
+    return list(to_uint8(tiles.permute(0, 2, 3, 1)))
 
 
 def from_atlas(atlas: torch.Tensor, count: int, size: int = IMAGE_SIZE) -> torch.Tensor:
-    rows = atlas.shape[1] // size
-    tiles = atlas.reshape(3, rows, size, COLUMNS, size).permute(1, 3, 0, 2, 4).reshape(rows * COLUMNS, 3, size, size)
+    """The first `count` tiles [count, 3, S, S] of an atlas [3, rows*S, columns*S]."""
+    rows, columns = atlas.shape[1] // size, atlas.shape[2] // size
+    tiles = atlas.reshape(3, rows, size, columns, size).permute(1, 3, 0, 2, 4).reshape(rows * columns, 3, size, size)
     return tiles[:count]
 
 
-def as_uint8(image: torch.Tensor) -> np.ndarray:
-    """[3, H, W] in [0, 1] -> [H, W, 3] uint8 (the atlas is stored losslessly, as the reader saw it)."""
-    return (image.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
-
-
-def write_sheets(atlas: torch.Tensor, count: int, folder: Path) -> None:
+def write_sheets(tiles: torch.Tensor, folder: Path) -> None:
     """The tiles enlarged and numbered, SHEET_TILES to a page, for labelling by eye."""
-    tiles = from_atlas(atlas, count)
     folder.mkdir(parents=True, exist_ok=True)
     step = IMAGE_SIZE * SHEET_ZOOM
-    for page, first in enumerate(range(0, count, SHEET_TILES)):
-        chunk = tiles[first:first + SHEET_TILES]
-        rows = -(-len(chunk) // SHEET_COLUMNS)
-        image = Image.new("RGB", (SHEET_COLUMNS * step, rows * step), (255, 255, 255))
+    for page, first in enumerate(range(0, len(tiles), SHEET_TILES)):
+        grid = contact_sheet(tile_images(tiles[first:first + SHEET_TILES]), SHEET_COLUMNS, gap=0)
+        image = Image.fromarray(grid).resize((grid.shape[1] * SHEET_ZOOM, grid.shape[0] * SHEET_ZOOM), Image.NEAREST)
         draw = ImageDraw.Draw(image)
-        for k, tile in enumerate(chunk):
-            x, y = (k % SHEET_COLUMNS) * step, (k // SHEET_COLUMNS) * step
-            image.paste(Image.fromarray(as_uint8(tile)).resize((step, step), Image.NEAREST), (x, y))
-            draw.text((x + 3, y + 2), str(first + k), fill=(0, 0, 0))
+        for k in range(min(SHEET_TILES, len(tiles) - first)):
+            draw.text(((k % SHEET_COLUMNS) * step + 3, (k // SHEET_COLUMNS) * step + 2), str(first + k), fill=(0, 0, 0))
         image.save(folder / f"page_{page:02d}.png")
 
 
@@ -105,11 +93,10 @@ def collect(run_dirs: list[Path], out: Path, sheet: Path, seed: int) -> None:
     order = torch.randperm(len(index), generator=torch.Generator().manual_seed(seed))
     shuffled = torch.cat(tiles)[order]
     out.mkdir(parents=True, exist_ok=True)
-    atlas = to_atlas(shuffled)
-    save_image(out / "atlas.png", as_uint8(atlas))
+    save_image(out / "atlas.png", contact_sheet(tile_images(shuffled), COLUMNS, gap=0))
     write_text_atomic(out / "index.json", json.dumps({"command": command_line(__file__), "machine": describe_machine(),
                                                       "tiles": [index[i] for i in order.tolist()]}, indent=1))
-    write_sheets(atlas, len(index), sheet)
+    write_sheets(shuffled, sheet)
     print(f"{len(index)} tiles from {len(assets)} assets -> {out / 'atlas.png'}; label from {sheet}")
 
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-IMAGE_SIZE = 64
+from tv3dg.priors.mini.architecture import IMAGE_SIZE
+
 PUPIL_CONTRAST = 0.1
 """A ring pixel is lighter than the pupil (the mean of the centre pixel and its 4 neighbours) by this."""
 RING_LIGHTER_MIN = 11
