@@ -7,15 +7,19 @@ of kept assets into one atlas of 64-px tiles, in shuffled order so that whoever 
 cannot tell front from back, nor which loss made them, and writes an enlarged numbered sheet to
 label from. A person writes `labels.json` (the tiles where eyes are seen, those they cannot call,
 and how they looked); `score` compares two readers with those labels: the classifier, and the
-eye finder that the Janus reading uses (`tv3dg.priors.mini.eyes`).
+eye finder that the Janus reading uses (`tv3dg.priors.mini.eyes`), on the whole set and on each
+half. `sweep` tries the finder's thresholds on the sets' tune halves (even places in the shuffled
+atlas), so that a choice made there can be reported on the held-out halves (odd places).
 
     python benchmarks/janus_labels.py collect RUN_DIR... --out benchmarks/results/janus_labels --sheet SHEET_DIR
     python benchmarks/janus_labels.py score --set benchmarks/results/janus_labels [--classifier PATH]
+    python benchmarks/janus_labels.py sweep SET... --out SWEEP.json
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
@@ -34,7 +38,7 @@ from tv3dg.pipeline.outputs import render_view_output
 from tv3dg.pipeline.run import WHITE
 from tv3dg.priors.mini.architecture import IMAGE_SIZE
 from tv3dg.priors.mini.classifier import load_classifier
-from tv3dg.priors.mini.eyes import eyes_seen
+from tv3dg.priors.mini.eyes import EYES, EyeThresholds, eyes_seen
 from tv3dg.priors.mini.paths import PACKAGE_WEIGHTS
 from tv3dg.render.cameras import turntable_azimuths
 
@@ -116,15 +120,28 @@ def agreement_rows(read: list[bool], tiles_info: list[dict], seen: set[int], uns
     return rows
 
 
-def score(label_set: Path, classifier_path: Path, out: Path | None) -> None:
+def labelled_set(label_set: Path) -> tuple[torch.Tensor, list[dict], set[int], set[int], str]:
+    """(tiles [N, 3, 64, 64], their index entries, tiles with eyes, unsure tiles, how labelled)."""
     tiles_info = json.loads((label_set / "index.json").read_text())["tiles"]
     labels = json.loads((label_set / "labels.json").read_text())
-    seen, unsure = set(labels["eyes_visible"]), set(labels["unsure"])
     pixels = np.asarray(Image.open(label_set / "atlas.png").convert("RGB"), dtype=np.float32) / 255
     tiles = from_atlas(torch.from_numpy(pixels).permute(2, 0, 1), len(tiles_info))
+    return tiles, tiles_info, set(labels["eyes_visible"]), set(labels["unsure"]), labels["how"]
+
+
+def split(tiles_info: list[dict], part: str) -> list[int]:
+    """The tiles of one half: `tune` (even places in the shuffled atlas) or `held_out` (odd)."""
+    return [i for i in range(len(tiles_info)) if i % 2 == (0 if part == "tune" else 1)]
+
+
+def score(label_set: Path, classifier_path: Path, out: Path | None) -> None:
+    tiles, tiles_info, seen, unsure, how = labelled_set(label_set)
     readers = {"classifier": (load_classifier(classifier_path).classify(tiles)["emblem"] == 1).tolist(),
                "eye finder": eyes_seen(tiles).tolist()}
     results = {name: agreement_rows(read, tiles_info, seen, unsure) for name, read in readers.items()}
+    for part in ("tune", "held_out"):
+        keep = set(split(tiles_info, part))
+        results[f"eye finder, {part} half"] = agreement_rows(readers["eye finder"], tiles_info, seen, unsure | (set(range(len(tiles_info))) - keep))
     for name, rows in results.items():
         for side, r in rows.items():
             print(f"{name:10s} {side:6s}: {r['tiles']} tiles; eyes by eye {r['labelled_eyes']}, read as eyes "
@@ -132,7 +149,47 @@ def score(label_set: Path, classifier_path: Path, out: Path | None) -> None:
                   f"{r['read_eyes_where_labelled_bare']}; agreement {r['agreement']:.2f} ({r['unsure_left_out']} unsure left out)")
     if out is not None:
         write_text_atomic(out, json.dumps({"command": command_line(__file__), "machine": describe_machine(),
-                                           "classifier_weights": str(classifier_path), "labelled": labels["how"], "readers": results}, indent=1))
+                                           "classifier_weights": str(classifier_path), "labelled": how, "readers": results}, indent=1))
+
+
+SWEEP = {  # the eye finder's thresholds tried by `sweep`; the shipped set is one of the combinations
+    "pupil_contrast": (0.04, 0.06, 0.08, 0.1),
+    "ring_lighter_min": (8, 9, 10, 11),
+    "paler_by": (0.0, 0.02, 0.05),
+    "lighter_by": (0.06, 0.09, 0.12),
+}
+
+
+def half_counts(read: torch.Tensor, tiles_info: list[dict], seen: set[int], unsure: set[int], part: str) -> dict:
+    """Eyes read where a person saw eyes, and where they saw none (a back or a front), in one half."""
+    ids = [i for i in split(tiles_info, part) if i not in unsure]
+    eyes = [i for i in ids if i in seen]
+    bare = [i for i in ids if i not in seen]
+    return {"labelled_eyes": len(eyes), "read_where_eyes": int(read[eyes].sum()) if eyes else 0,
+            "labelled_bare": len(bare), "read_where_bare": int(read[bare].sum()) if bare else 0}
+
+
+def sweep(label_sets: list[Path], out: Path) -> None:
+    """Every combination of SWEEP on every set, best first on the tune halves: fewest eyes read on
+    bare views, then most read where a person saw eyes. Choose on `tune`; report `held_out`."""
+    sets = [labelled_set(path) for path in label_sets]
+    rows = []
+    for values in itertools.product(*SWEEP.values()):
+        thresholds = EyeThresholds(**dict(zip(SWEEP, values)))
+        row = {"thresholds": dict(zip(SWEEP, values))}
+        for path, (tiles, tiles_info, seen, unsure, _) in zip(label_sets, sets):
+            read = eyes_seen(tiles, thresholds)
+            row[str(path)] = {part: half_counts(read, tiles_info, seen, unsure, part) for part in ("tune", "held_out")}
+        rows.append(row)
+
+    def tune_total(row: dict, key: str) -> int:
+        return sum(row[str(path)]["tune"][key] for path in label_sets)
+
+    rows.sort(key=lambda r: (tune_total(r, "read_where_bare"), -tune_total(r, "read_where_eyes")))
+    for row in rows[:15]:
+        print(row["thresholds"], "tune: eyes", tune_total(row, "read_where_eyes"), "bare", tune_total(row, "read_where_bare"))
+    write_text_atomic(out, json.dumps({"command": command_line(__file__), "machine": describe_machine(),
+                                       "shipped": EYES.__dict__, "rows": rows}, indent=1))
 
 
 def main() -> None:
@@ -147,9 +204,14 @@ def main() -> None:
     s.add_argument("--set", type=Path, default=Path("benchmarks/results/janus_labels"), dest="label_set")
     s.add_argument("--classifier", type=Path, default=PACKAGE_WEIGHTS.classifier)
     s.add_argument("--out", type=Path)
+    w = sub.add_parser("sweep", help="try the eye finder's thresholds on the labelled sets' tune halves")
+    w.add_argument("label_sets", type=Path, nargs="+")
+    w.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     if args.command == "collect":
         collect(args.run_dirs, args.out, args.sheet, args.seed)
+    elif args.command == "sweep":
+        sweep(args.label_sets, args.out)
     else:
         score(args.label_set, args.classifier, args.out)
 
