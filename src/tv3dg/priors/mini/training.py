@@ -62,7 +62,7 @@ class MiniTrainConfig:
     prior_batch: int = 64
     prior_lr: float = 5e-4
     prior_warmup: int = 200
-    prior_eyes_steps: int = 0  # the shipped prior has not been through this stage (its trial 3: 2000)
+    prior_eyes_steps: int = 2000  # the shipped prior is trial 3 of this stage (see the model card)
     prior_eyes_lr: float = 5e-4
     eye_loss_weight: float = 20.0  # prior_eyes: a latent cell full of eyes, or of their mirror image on the back, counts 1 + this
     prior_eyes_other_view_word_prob: float = 1.0  # prior_eyes: captions name every view but the front (photo rate for fronts)
