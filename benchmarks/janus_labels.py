@@ -10,10 +10,12 @@ and how they looked); `score` compares two readers with those labels: the classi
 eye finder that the Janus reading uses (`tv3dg.priors.mini.eyes`), on the whole set and on each
 half. `sweep` tries the finder's thresholds on the sets' tune halves (even places in the shuffled
 atlas), so that a choice made there can be reported on the held-out halves (odd places).
+`rates` gives each run's Janus rate by the labels, where the finder misses faint eyes.
 
     python benchmarks/janus_labels.py collect RUN_DIR... --out benchmarks/results/janus_labels --sheet SHEET_DIR
     python benchmarks/janus_labels.py score --set benchmarks/results/janus_labels [--classifier PATH]
     python benchmarks/janus_labels.py sweep SET... --out SWEEP.json
+    python benchmarks/janus_labels.py rates SET... --out RATES.json
 """
 
 from __future__ import annotations
@@ -192,6 +194,46 @@ def sweep(label_sets: list[Path], out: Path) -> None:
                                        "shipped": EYES.__dict__, "rows": rows}, indent=1))
 
 
+def run_group(asset: str) -> str:
+    """The run an asset belongs to: its folder less `seedN/PROMPT`, style cases apart (mini_quality's layout)."""
+    path = Path(asset)
+    return str(path.parent.parent) + ("/style" if path.name.startswith("style_") else "")
+
+
+def janus_rates(label_sets: list[Path], out: Path) -> None:
+    """Per run, over every labelled set: the Janus rate by a person's eye (back views with eyes
+    seen; unsure views counted as bare, then as eyes, so the two bound it), multi-faced assets
+    (2 or more such back views), and the eye finder's rate on the same views."""
+    groups: dict[str, dict] = {}
+    for path in label_sets:
+        tiles, tiles_info, seen, unsure, _ = labelled_set(path)
+        found = eyes_seen(tiles).tolist()
+        per_asset: dict[str, list[int]] = {}
+        for i, tile in enumerate(tiles_info):
+            if tile["from_behind"]:
+                per_asset.setdefault(tile["asset"], []).append(i)
+        for asset, ids in per_asset.items():
+            g = groups.setdefault(run_group(asset), {"assets": 0, "back_views": 0, "eyes": 0, "unsure": 0, "finder": 0,
+                                                     "multi_faced": 0, "multi_faced_with_unsure": 0})
+            eyes, doubtful = sum(i in seen for i in ids), sum(i in unsure for i in ids)
+            g["assets"] += 1
+            g["back_views"] += len(ids)
+            g["eyes"] += eyes
+            g["unsure"] += doubtful
+            g["finder"] += sum(found[i] for i in ids)
+            g["multi_faced"] += eyes >= 2
+            g["multi_faced_with_unsure"] += eyes + doubtful >= 2
+    for name, g in sorted(groups.items()):
+        g["janus_rate_by_eye"] = g["eyes"] / g["back_views"]
+        g["janus_rate_by_eye_with_unsure"] = (g["eyes"] + g["unsure"]) / g["back_views"]
+        g["janus_rate_eye_finder"] = g["finder"] / g["back_views"]
+        print(f"{name}: {g['assets']} assets; back views with eyes by eye {g['eyes']} of {g['back_views']} "
+              f"({g['janus_rate_by_eye']:.3f}; with the {g['unsure']} unsure {g['janus_rate_by_eye_with_unsure']:.3f}); "
+              f"multi-faced {g['multi_faced']} ({g['multi_faced_with_unsure']} with unsure); eye finder {g['finder']}")
+    write_text_atomic(out, json.dumps({"command": command_line(__file__), "machine": describe_machine(),
+                                       "label_sets": [str(p) for p in label_sets], "runs": groups}, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -207,11 +249,16 @@ def main() -> None:
     w = sub.add_parser("sweep", help="try the eye finder's thresholds on the labelled sets' tune halves")
     w.add_argument("label_sets", type=Path, nargs="+")
     w.add_argument("--out", type=Path, required=True)
+    r = sub.add_parser("rates", help="the Janus rate per run by a person's labels, beside the eye finder's")
+    r.add_argument("label_sets", type=Path, nargs="+")
+    r.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     if args.command == "collect":
         collect(args.run_dirs, args.out, args.sheet, args.seed)
     elif args.command == "sweep":
         sweep(args.label_sets, args.out)
+    elif args.command == "rates":
+        janus_rates(args.label_sets, args.out)
     else:
         score(args.label_set, args.classifier, args.out)
 
