@@ -203,18 +203,22 @@ def run_group(asset: str) -> str:
 def janus_rates(label_sets: list[Path], out: Path) -> None:
     """Per run, over every labelled set: the Janus rate by a person's eye (back views with eyes
     seen; unsure views counted as bare, then as eyes, so the two bound it), multi-faced assets
-    (2 or more such back views), and the eye finder's rate on the same views."""
+    (2 or more such back views), the eye finder's rate on the same views, and the fronts with eyes."""
     groups: dict[str, dict] = {}
     for path in label_sets:
         tiles, tiles_info, seen, unsure, _ = labelled_set(path)
         found = eyes_seen(tiles).tolist()
         per_asset: dict[str, list[int]] = {}
+        fronts: dict[str, bool] = {}
         for i, tile in enumerate(tiles_info):
             if tile["from_behind"]:
                 per_asset.setdefault(tile["asset"], []).append(i)
+            elif tile["azimuth_deg"] == 0:
+                fronts[tile["asset"]] = i in seen
         for asset, ids in per_asset.items():
             g = groups.setdefault(run_group(asset), {"assets": 0, "back_views": 0, "eyes": 0, "unsure": 0, "finder": 0,
-                                                     "multi_faced": 0, "multi_faced_with_unsure": 0})
+                                                     "multi_faced": 0, "multi_faced_with_unsure": 0, "fronts_with_eyes": 0})
+            g["fronts_with_eyes"] += fronts.get(asset, False)
             eyes, doubtful = sum(i in seen for i in ids), sum(i in unsure for i in ids)
             g["assets"] += 1
             g["back_views"] += len(ids)
@@ -229,7 +233,8 @@ def janus_rates(label_sets: list[Path], out: Path) -> None:
         g["janus_rate_eye_finder"] = g["finder"] / g["back_views"]
         print(f"{name}: {g['assets']} assets; back views with eyes by eye {g['eyes']} of {g['back_views']} "
               f"({g['janus_rate_by_eye']:.3f}; with the {g['unsure']} unsure {g['janus_rate_by_eye_with_unsure']:.3f}); "
-              f"multi-faced {g['multi_faced']} ({g['multi_faced_with_unsure']} with unsure); eye finder {g['finder']}")
+              f"multi-faced {g['multi_faced']} ({g['multi_faced_with_unsure']} with unsure); eye finder {g['finder']}; "
+              f"fronts with eyes by eye {g['fronts_with_eyes']}")
     write_text_atomic(out, json.dumps({"command": command_line(__file__), "machine": describe_machine(),
                                        "label_sets": [str(p) for p in label_sets], "runs": groups}, indent=1))
 
