@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -106,11 +107,14 @@ def collect(run_dirs: list[Path], out: Path, sheet: Path, seed: int) -> None:
     print(f"{len(index)} tiles from {len(assets)} assets -> {out / 'atlas.png'}; label from {sheet}")
 
 
-def agreement_rows(read: list[bool], tiles_info: list[dict], seen: set[int], unsure: set[int]) -> dict:
-    """Per side (front, behind): the reader's eyes against the person's, unsure tiles left out."""
+def agreement_rows(read: list[bool], tiles_info: list[dict], seen: set[int], unsure: set[int],
+                   among: list[int] | None = None) -> dict:
+    """Per side (front, behind): the reader's eyes against the person's, unsure tiles left out;
+    over the tiles `among` (default: all)."""
+    among = range(len(tiles_info)) if among is None else among
     rows = {}
     for side in ("front", "behind"):
-        on_side = [i for i, t in enumerate(tiles_info) if t["from_behind"] == (side == "behind")]
+        on_side = [i for i in among if tiles_info[i]["from_behind"] == (side == "behind")]
         ids = [i for i in on_side if i not in unsure]
         eyes = [i for i in ids if i in seen]
         bare = [i for i in ids if i not in seen]
@@ -142,8 +146,7 @@ def score(label_set: Path, classifier_path: Path, out: Path | None) -> None:
                "eye finder": eyes_seen(tiles).tolist()}
     results = {name: agreement_rows(read, tiles_info, seen, unsure) for name, read in readers.items()}
     for part in ("tune", "held_out"):
-        keep = set(split(tiles_info, part))
-        results[f"eye finder, {part} half"] = agreement_rows(readers["eye finder"], tiles_info, seen, unsure | (set(range(len(tiles_info))) - keep))
+        results[f"eye finder, {part} half"] = agreement_rows(readers["eye finder"], tiles_info, seen, unsure, split(tiles_info, part))
     for name, rows in results.items():
         for side, r in rows.items():
             print(f"{name:10s} {side:6s}: {r['tiles']} tiles; eyes by eye {r['labelled_eyes']}, read as eyes "
@@ -191,7 +194,7 @@ def sweep(label_sets: list[Path], out: Path) -> None:
     for row in rows[:15]:
         print(row["thresholds"], "tune: eyes", tune_total(row, "read_where_eyes"), "bare", tune_total(row, "read_where_bare"))
     write_text_atomic(out, json.dumps({"command": command_line(__file__), "machine": describe_machine(),
-                                       "shipped": EYES.__dict__, "rows": rows}, indent=1))
+                                       "shipped": asdict(EYES), "rows": rows}, indent=1))
 
 
 def run_group(asset: str) -> str:
