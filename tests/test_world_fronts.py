@@ -116,6 +116,18 @@ def test_a_plan_can_name_every_view_but_the_front():
     assert set(fronts) == {None, "front"} and 0.2 < fronts.count("front") / len(fronts) < 0.4
 
 
+def test_a_plan_can_name_wrong_views_at_its_error_rate():
+    """Careless captions: a named view is another one at the plan's error rate, any of the other three."""
+    generator = torch.Generator().manual_seed(3)
+    plan = CaptionPlan(view_prob=1.0, view_error_prob=0.4)
+    obj = WorldObject(2, 1, 0, 1, 0)
+    named = [parse_caption(caption(obj, "back", generator, plan)).view for _ in range(600)]
+    assert None not in named
+    wrong = [v for v in named if v != "back"]
+    assert 0.33 < len(wrong) / len(named) < 0.47  # 0.4 within about 3 standard errors (0.02)
+    assert set(wrong) == {"front", "side", "overhead"}
+
+
 def test_back_views_wrap_around_and_start_beyond_120_degrees():
     azimuth = torch.tensor([0.0, 119.0, 121.0, 180.0, -150.0, 230.0, 300.0, -90.0])
     assert back_views(azimuth).tolist() == [False, False, True, True, True, True, False, False]

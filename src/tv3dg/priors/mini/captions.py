@@ -5,7 +5,8 @@ of", "3d render", "on the ground") and, now and then, the view the photo was tak
 front view of ...", "... seen from behind", "..., side view"), at the rates of a photo
 collection: most captions say nothing of the view. The generator's view-dependent prompts
 ("<prompt>, back view", `tv3dg.priors.prompts`) are among the phrasings, so the prior learns
-what they mean. `parse_caption` reads any text back into attributes, None for what it does not name.
+what they mean. A plan can make some named views wrong, as careless captions are, so that a view
+word steers the prior only loosely. `parse_caption` reads any text back into attributes, None for what it does not name.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class CaptionPlan:
     appearance_prob: float = 0.5  # colour and pattern named (else the shape alone, for visual prompts)
     view_prob: float = 0.3  # the view named, in one of three wordings
     other_view_prob: float | None = None  # the view named when it is not the front (None: as view_prob)
+    view_error_prob: float = 0.0  # a named view is a wrong one, any of the other three alike (careless captions)
     small_said_prob: float = 0.7  # a small object called small
     large_said_prob: float = 0.1  # a regular one called large or big
     shiny_said_prob: float = 0.6
@@ -90,6 +92,8 @@ def caption(obj: WorldObject, view: str | None, generator: torch.Generator, plan
     text = " ".join(with_article(words))
     view_prob = plan.view_prob if view == "front" or plan.other_view_prob is None else plan.other_view_prob
     view_form = int(torch.randint(3, (1,), generator=generator)) if view is not None and _chance(view_prob, generator) else None
+    if view_form is not None and plan.view_error_prob > 0 and _chance(plan.view_error_prob, generator):
+        view = _pick(tuple(v for v in VIEWS if v != view), generator)
     prefix = VIEW_PREFIXES[view] if view_form == 0 else _pick(PREFIXES, generator)
     text = f"{prefix} {text}".strip()
     suffix = _pick(SUFFIXES, generator)

@@ -66,6 +66,7 @@ class MiniTrainConfig:
     prior_eyes_lr: float = 5e-4
     eye_loss_weight: float = 20.0  # prior_eyes: a latent cell full of eyes, or of their mirror image on the back, counts 1 + this
     prior_eyes_other_view_word_prob: float = 1.0  # prior_eyes: captions name every view but the front (photo rate for fronts)
+    prior_eyes_view_word_error_prob: float = 0.0  # prior_eyes: a named view is a wrong one, so 'back view' steers loosely
     ema_decay: float = 0.999
     uncond_prob: float = 0.1  # no caption and no image: the unconditional score of guidance
     empty_caption_prob: float = 0.1
@@ -217,7 +218,8 @@ def stage_prior_eyes(run_dir: Path, config: MiniTrainConfig, clock: StageClock) 
         return True
     return train_prior(run_dir, config, clock, PriorRun("prior_eyes", config.prior_eyes_steps, config.prior_eyes_lr,
                                                         config.prior_warmup, config.eye_loss_weight, weight_paths(config),
-                                                        config.prior_eyes_other_view_word_prob))
+                                                        config.prior_eyes_other_view_word_prob,
+                                                        config.prior_eyes_view_word_error_prob))
 
 
 def eye_region_weights(pool: RenderPool, index: Tensor, eye_loss_weight: float) -> Tensor:
@@ -241,6 +243,7 @@ class PriorRun:
     eye_loss_weight: float = 0.0
     start: WeightPaths | None = None  # continue these exported weights (None: fresh modules)
     other_view_word_prob: float | None = None  # how often a caption names a view other than the front (None: the photo rate)
+    view_word_error_prob: float = 0.0  # how often a named view is a wrong one
 
 
 def train_prior(run_dir: Path, config: MiniTrainConfig, clock: StageClock, run: PriorRun) -> bool:
@@ -249,7 +252,8 @@ def train_prior(run_dir: Path, config: MiniTrainConfig, clock: StageClock, run: 
     views = view_direction(pool.elevation_deg, pool.azimuth_deg)
     partners = AppearancePartners(pool)
     tokenizer = save_tokenizer(run_dir / "tokenizer")
-    plan = CaptionPlan(view_prob=config.view_word_prob, other_view_prob=run.other_view_word_prob)
+    plan = CaptionPlan(view_prob=config.view_word_prob, other_view_prob=run.other_view_word_prob,
+                       view_error_prob=run.view_word_error_prob)
     torch.manual_seed(config.seed + 3)
     model = PriorModules(tokenizer)
     if run.start is not None:
