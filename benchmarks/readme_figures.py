@@ -31,7 +31,8 @@ RUNS = {
 }
 
 
-PLAYGROUND = ["2d", "--prompt", "a torus", "--image", "examples/yellow_striped_cube.png", "--ip-mode", "style", "--ip-scale", "0.5"]
+PLAYGROUND = ["2d", "--prompt", "a torus", "--image", "examples/yellow_striped_cube.png", "--ip-mode", "style", "--ip-scale", "0.5",
+              "--seed", "1"]
 PLAYGROUND_ROWS = {  # label -> the loss's own flags; everything else is the mini preset's distill section
     "SDS, CFG 100": ["--loss", "sds", "--cfg", "100"],
     "VPCSM": ["--loss", "vpcsm"],

@@ -62,11 +62,11 @@ class MiniTrainConfig:
     prior_batch: int = 64
     prior_lr: float = 5e-4
     prior_warmup: int = 200
-    prior_eyes_steps: int = 2000  # the shipped prior is trial 3 of this stage (see the model card)
+    prior_eyes_steps: int = 2000  # the shipped prior is trial 5 of this stage (see the model card)
     prior_eyes_lr: float = 5e-4
     eye_loss_weight: float = 20.0  # prior_eyes: a latent cell full of eyes, or of their mirror image on the back, counts 1 + this
     prior_eyes_other_view_word_prob: float = 1.0  # prior_eyes: captions name every view but the front (photo rate for fronts)
-    prior_eyes_view_word_error_prob: float = 0.0  # prior_eyes: a named view is a wrong one, so 'back view' steers loosely
+    prior_eyes_view_word_error_prob: float = 0.4  # prior_eyes: a named view is a wrong one, so 'back view' steers loosely
     ema_decay: float = 0.999
     uncond_prob: float = 0.1  # no caption and no image: the unconditional score of guidance
     empty_caption_prob: float = 0.1
